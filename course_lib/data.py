@@ -1,0 +1,226 @@
+"""Corpora for calibration and evaluation: encyclopedic text and Python code, offline.
+
+Two corpora, each cut into two parts that never overlap:
+
+- ``"wiki"``: 105 English Wikipedia articles (CC BY-SA, see ``corpus_files/NOTICE.md``),
+  shipped as ``corpus_files/wiki.jsonl.xz`` and rebuilt by ``scripts/prepare_wiki.py``.
+- ``"code"``: a fixed, sorted list of pure-Python modules from the running interpreter's
+  own standard library (PSF licence; read in place, not redistributed). Its text, and
+  so its token counts, follow the Python version.
+
+Documents are split whole: document ``i`` belongs to ``"eval"`` when ``i % 5 == 0``, to
+``"calib"`` otherwise (for code, ``i`` is the position in the fixed list, so a module
+missing from one Python version does not move the others). Calibration windows are drawn
+only from ``"calib"``; perplexity is measured only on ``"eval"``.
+
+Token streams join documents with the tokens of ``"\\n\\n"``; each document is tokenized
+on its own (``add_special_tokens=False``), so a prefix of the stream never depends on
+what follows it.
+"""
+
+import json
+import lzma
+import sysconfig
+from importlib import resources
+from pathlib import Path
+
+CORPORA = ("wiki", "code")
+SPLITS = ("calib", "eval")
+PLANNED_CORPORA = ("sql",)  # named in the design, not shipped yet
+EVAL_EVERY = 5  # document i is in "eval" when i % EVAL_EVERY == 0
+DOCUMENT_SEPARATOR = "\n\n"
+WIKI_FILE = "wiki.jsonl.xz"
+REBUILD_HINT = (
+    "reinstall course_lib (pip install --force-reinstall .) or rebuild the file with "
+    "`python scripts/prepare_wiki.py` (its docstring says how)"
+)
+
+# Top-level pure-Python stdlib modules present in Python 3.10-3.13 (sorted, fixed).
+# Left out on purpose: shims (datetime, decimal, struct), modules that became packages
+# (pathlib, zipfile, re), modules removed by 3.13, and files that are mostly data tables.
+STDLIB_FILES = (
+    "argparse.py", "ast.py", "base64.py", "bdb.py", "bisect.py", "bz2.py",
+    "calendar.py", "code.py", "codeop.py", "colorsys.py", "configparser.py",
+    "contextlib.py", "copy.py", "csv.py", "dataclasses.py", "difflib.py", "dis.py",
+    "enum.py", "filecmp.py", "fileinput.py", "fnmatch.py", "fractions.py", "ftplib.py",
+    "functools.py", "genericpath.py", "gettext.py", "glob.py", "graphlib.py", "gzip.py",
+    "hashlib.py", "heapq.py", "hmac.py", "inspect.py", "ipaddress.py", "linecache.py",
+    "lzma.py", "ntpath.py", "numbers.py", "operator.py", "os.py", "pdb.py", "pickle.py",
+    "pkgutil.py", "platform.py", "plistlib.py", "posixpath.py", "pprint.py",
+    "profile.py", "pstats.py", "py_compile.py", "pyclbr.py", "queue.py", "random.py",
+    "reprlib.py", "runpy.py", "selectors.py", "shlex.py", "shutil.py", "smtplib.py",
+    "socket.py", "socketserver.py", "ssl.py", "statistics.py", "string.py",
+    "subprocess.py", "symtable.py", "tempfile.py", "textwrap.py", "threading.py",
+    "timeit.py", "tokenize.py", "trace.py", "traceback.py", "tracemalloc.py",
+    "types.py", "typing.py", "uuid.py", "warnings.py", "weakref.py", "zipimport.py",
+)
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _check_corpus(corpus) -> None:
+    """Raise ValueError naming the available corpora when ``corpus`` is unknown."""
+    if corpus in CORPORA:
+        return
+    available = ", ".join(repr(c) for c in CORPORA)
+    if corpus in PLANNED_CORPORA:
+        raise ValueError(f"corpus {corpus!r} is not available yet; use one of {available}")
+    raise ValueError(f"unknown corpus {corpus!r}; use one of {available}")
+
+
+def _check_split(split) -> None:
+    """Raise ValueError naming the splits when ``split`` is unknown."""
+    if split not in SPLITS:
+        available = ", ".join(repr(s) for s in SPLITS)
+        raise ValueError(f"unknown split {split!r}; use one of {available}")
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    """Raise ValueError unless ``value`` is an int (not a bool) and ``>= minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+# ---------------------------------------------------------------- documents
+
+
+def _wiki_file():
+    """The packaged wiki file (a Traversable; a plain Path in a normal install)."""
+    return resources.files("course_lib.corpus_files") / WIKI_FILE
+
+
+def _read_wiki(source) -> list[dict]:
+    """Parse the xz-compressed JSON-lines articles; raise a helpful error if damaged."""
+    if not source.is_file():
+        raise FileNotFoundError(f"wiki corpus file {source} is missing; {REBUILD_HINT}")
+    try:
+        lines = lzma.decompress(source.read_bytes()).decode("utf-8").splitlines()
+        records = [json.loads(line) for line in lines]
+        articles = [{"title": str(r["title"]), "text": str(r["text"])} for r in records]
+    except (lzma.LZMAError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"wiki corpus file {source} is corrupt ({err}); {REBUILD_HINT}") from err
+    if not articles:
+        raise ValueError(f"wiki corpus file {source} holds no articles; {REBUILD_HINT}")
+    return articles
+
+
+def _stdlib_sources() -> list[dict | None]:
+    """One ``{"title", "text"}`` per entry of STDLIB_FILES; None where absent here."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    sources = [
+        {"title": name, "text": (stdlib / name).read_text(encoding="utf-8")}
+        if (stdlib / name).is_file() else None
+        for name in STDLIB_FILES
+    ]
+    if not any(sources):
+        raise FileNotFoundError(
+            f"no standard-library sources found in {stdlib}; this interpreter ships "
+            "only bytecode: install its source files (e.g. the distribution's "
+            "python3 stdlib package) or use corpus='wiki'"
+        )
+    return sources
+
+
+def split_of(index: int) -> str:
+    """The split of the document at position ``index`` of its corpus."""
+    return "eval" if index % EVAL_EVERY == 0 else "calib"
+
+
+def documents(corpus: str, split: str) -> list[dict]:
+    """The documents ``{"title", "text"}`` of one split of a corpus, in a fixed order."""
+    _check_corpus(corpus)
+    _check_split(split)
+    all_docs = _read_wiki(_wiki_file()) if corpus == "wiki" else _stdlib_sources()
+    return [doc for i, doc in enumerate(all_docs) if doc is not None and split_of(i) == split]
+
+
+def corpus_text(corpus: str, split: str) -> str:
+    """All texts of a split joined by a blank line (``"\\n\\n"``)."""
+    return DOCUMENT_SEPARATOR.join(doc["text"] for doc in documents(corpus, split))
+
+
+def as_dataset(corpus: str, split: str):
+    """The split as a ``datasets.Dataset`` with columns ``"title"`` and ``"text"``."""
+    import datasets
+
+    docs = documents(corpus, split)
+    return datasets.Dataset.from_dict({
+        "title": [doc["title"] for doc in docs],
+        "text": [doc["text"] for doc in docs],
+    })
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def _encode(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text, without BOS/EOS."""
+    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+
+
+def _token_stream(tokenizer, texts: list[str], max_tokens: int | None) -> list[int]:
+    """Concatenate the texts' tokens with separators; stop once ``max_tokens`` are in."""
+    separator = _encode(tokenizer, [DOCUMENT_SEPARATOR])[0]
+    # Whole split: one batched call (fast tokenizers parallelise it).
+    # Prefix: one document at a time, so a short prefix stays cheap.
+    encoded = iter(_encode(tokenizer, texts)) if max_tokens is None else (
+        _encode(tokenizer, [text])[0] for text in texts)
+    stream: list[int] = []
+    for i, ids in enumerate(encoded):
+        if i > 0:
+            stream.extend(separator)
+        stream.extend(ids)
+        if max_tokens is not None and len(stream) >= max_tokens:
+            break
+    return stream
+
+
+def token_ids(tokenizer, corpus: str, split: str, max_tokens: int | None = None):
+    """The split as one 1-D LongTensor of token ids, cut to ``max_tokens`` if given.
+
+    ``token_ids(tok, c, s, n)`` equals ``token_ids(tok, c, s)[:n]`` but only tokenizes
+    the documents it needs.
+    """
+    import torch
+
+    if max_tokens is not None:
+        _check_int("max_tokens", max_tokens, 1)
+    texts = [doc["text"] for doc in documents(corpus, split)]
+    stream = _token_stream(tokenizer, texts, max_tokens)
+    if max_tokens is not None and len(stream) < max_tokens:
+        raise ValueError(
+            f"the {corpus!r} {split!r} split has only {len(stream)} tokens, fewer than "
+            f"max_tokens={max_tokens}; ask for at most {len(stream)} tokens"
+        )
+    return torch.tensor(stream[:max_tokens], dtype=torch.long)
+
+
+def calibration_batches(tokenizer, corpus: str = "wiki", n_samples: int = 128,
+                        seq_len: int = 512, seed: int = 0):
+    """``n_samples`` random windows of ``seq_len`` tokens from the calib split.
+
+    Window starts are drawn uniformly from ``[0, n_tokens - seq_len]`` with
+    ``torch.Generator().manual_seed(seed)``, so a seed fixes the batch. Windows may
+    overlap each other but never touch the eval split. Returns a LongTensor
+    ``[n_samples, seq_len]``.
+    """
+    import torch
+
+    _check_corpus(corpus)
+    _check_int("n_samples", n_samples, 1)
+    _check_int("seq_len", seq_len, 2)
+    _check_int("seed", seed, 0)
+    tokens = token_ids(tokenizer, corpus, "calib")  # [n_tokens]
+    n_tokens = tokens.numel()
+    if seq_len > n_tokens:
+        raise ValueError(
+            f"seq_len={seq_len} is longer than the {corpus!r} calib split "
+            f"({n_tokens} tokens); use seq_len <= {n_tokens}"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    starts = torch.randint(0, n_tokens - seq_len + 1, (n_samples,), generator=generator)
+    positions = starts[:, None] + torch.arange(seq_len)  # [n_samples, seq_len]
+    return tokens[positions]

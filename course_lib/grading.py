@@ -1,0 +1,149 @@
+"""The nbgrader pipeline: generate the released notebooks, and grade a round trip.
+
+``solutions/<id>/<id>.ipynb`` is the only hand-edited notebook (nbgrader's *source*).
+``notebooks/<id>/`` is nbgrader's *release*, generated from it by :func:`release_all`
+(``quant-course release``) and committed.
+
+Every step runs the real ``nbgrader`` command line in a scratch course folder, with the
+repository's ``nbgrader_config.py`` and the scratch paths passed through the environment,
+so the instructor's own commands and the tests behave the same way. Scores are read from
+the gradebook, never from an exit code: ``nbgrader validate`` exits 0 on failure, and
+``nbgrader autograde`` exits non-zero when one submission misbehaves while still grading
+the others.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+SOURCE_DIR = "solutions"
+RELEASE_DIR = "notebooks"
+
+
+def default_course_root() -> Path:
+    """The repository that holds ``nbgrader_config.py`` (an editable install's checkout)."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / "nbgrader_config.py").is_file():
+        raise FileNotFoundError(
+            f"No nbgrader_config.py next to {root}: the grading tools work on a checkout of the "
+            "course repository. Pass --course-root PATH (the folder with solutions/ and nbgrader_config.py)."
+        )
+    return root
+
+
+def assignments(course_root: Path) -> list[str]:
+    """Assignment ids: the folders of ``solutions/`` that hold a notebook of the same name."""
+    source = Path(course_root) / SOURCE_DIR
+    return sorted(p.name for p in source.iterdir() if (p / f"{p.name}.ipynb").is_file())
+
+
+def _nbgrader(args: list[str], course_root: Path, scratch: Path, log: Path) -> int:
+    """Run ``nbgrader ARGS`` with the course config, rooted in ``scratch``; output goes to ``log``."""
+    env = dict(os.environ)
+    env["QUANT_COURSE_ROOT"] = str(scratch)
+    env["QUANT_COURSE_GRADEBOOK"] = f"sqlite:///{scratch / 'gradebook.db'}"
+    env["QUANT_COURSE_EXCHANGE"] = str(scratch / "exchange")
+    with open(log, "a") as out:
+        out.write(f"\n$ nbgrader {' '.join(args)}\n")
+        out.flush()
+        done = subprocess.run(
+            [sys.executable, "-m", "nbgrader", *args, "--log-level=INFO"],
+            cwd=course_root,  # where nbgrader_config.py is found
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    return done.returncode
+
+
+def _scratch_course(course_root: Path, assignment: str, scratch: Path) -> Path:
+    """Copy one assignment's source into a scratch course folder and generate its release."""
+    shutil.copytree(Path(course_root) / SOURCE_DIR / assignment, scratch / SOURCE_DIR / assignment)
+    log = scratch / "nbgrader.log"
+    code = _nbgrader(["generate_assignment", assignment, "--force"], course_root, scratch, log)
+    released = scratch / RELEASE_DIR / assignment
+    if code != 0 or not released.is_dir():
+        raise RuntimeError(f"nbgrader generate_assignment {assignment} failed; its log:\n{log.read_text()[-4000:]}")
+    return released
+
+
+def generate_release(course_root: Path, assignment: str, out_dir: Path) -> Path:
+    """Generate the release of ``assignment`` into ``out_dir/<assignment>/`` (replacing it)."""
+    with tempfile.TemporaryDirectory(prefix="quant-course-release-") as tmp:
+        released = _scratch_course(course_root, assignment, Path(tmp))
+        target = Path(out_dir) / assignment
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(released, target)
+    return target
+
+
+def release_all(course_root: Path | None = None) -> list[str]:
+    """Regenerate ``notebooks/`` from ``solutions/``; returns the assignment ids.
+
+    ``notebooks/`` is a generated folder: learners work on copies in their workspace
+    (see ``quant-course workspace``), so regenerating it never touches their work.
+    """
+    root = Path(course_root) if course_root is not None else default_course_root()
+    ids = assignments(root)
+    for assignment in ids:
+        generate_release(root, assignment, root / RELEASE_DIR)
+    stale = [p for p in (root / RELEASE_DIR).iterdir() if p.is_dir() and p.name not in ids]
+    for folder in stale:  # an assignment removed from solutions/
+        shutil.rmtree(folder)
+    return ids
+
+
+@dataclass(frozen=True)
+class CellGrade:
+    grade_id: str
+    score: float
+    max_score: float
+
+
+def autograde_round_trip(
+    course_root: Path, assignment: str, submissions: dict[str, Path], scratch: Path
+) -> dict[str, dict[str, CellGrade]]:
+    """Grade each student's notebook with ``nbgrader autograde``; return per-cell grades.
+
+    submissions: student id -> path of the notebook that student hands in.
+    Returns {student: {grade_id: CellGrade}} read from the gradebook. The nbgrader log
+    is ``scratch / 'nbgrader.log'``.
+    """
+    from nbgrader.api import Gradebook
+
+    scratch = Path(scratch)
+    _scratch_course(course_root, assignment, scratch)
+    for student, notebook in submissions.items():
+        folder = scratch / "submitted" / student / assignment
+        folder.mkdir(parents=True)
+        shutil.copy(notebook, folder / f"{assignment}.ipynb")
+    # The exit code is not trusted: one misbehaving submission makes it non-zero while
+    # the others are still graded. Missing grades below are the failure signal.
+    _nbgrader(["autograde", assignment, "--force"], course_root, scratch, scratch / "nbgrader.log")
+
+    results: dict[str, dict[str, CellGrade]] = {}
+    with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gradebook:
+        for student in submissions:
+            notebook = gradebook.find_submission_notebook(assignment, assignment, student)
+            results[student] = {
+                g.cell.name: CellGrade(g.cell.name, float(g.score), float(g.max_score)) for g in notebook.grades
+            }
+    return results
+
+
+def graded_cell_ids(notebook_path: Path) -> list[str]:
+    """grade_ids of the auto-graded cells of a notebook, in order."""
+    cells = json.loads(Path(notebook_path).read_text())["cells"]
+    return [
+        c["metadata"]["nbgrader"]["grade_id"]
+        for c in cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+    ]

