@@ -97,6 +97,8 @@ def cmd_lab(args) -> int:
     argv = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={workspace_dir(root)}", *args.lab_args]
     if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in argv:
         argv.append("--allow-root")
+    # Kernels and terminals started by the server find this environment's programs.
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     os.execv(sys.executable, argv)  # replaces this process; Ctrl-C stops JupyterLab
     return 0
 
@@ -120,15 +122,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tokens", type=int, default=None, help="evaluation tokens (default: the budget's)")
     ev.set_defaults(run=cmd_eval)
     sub.add_parser("workspace", help="copy new released notebooks into the workspace").set_defaults(run=cmd_workspace)
-    lab = sub.add_parser("lab", help="prepare, then open JupyterLab on the workspace")
-    lab.add_argument("lab_args", nargs=argparse.REMAINDER, help="extra arguments passed to jupyter lab")
+    lab = sub.add_parser("lab", help="prepare, then open JupyterLab on the workspace; "
+                         "further arguments go to jupyter lab (e.g. --no-browser --port 8890)")
     lab.set_defaults(run=cmd_lab)
     sub.add_parser("release", help="regenerate notebooks/ from solutions/").set_defaults(run=cmd_release)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "lab":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.lab_args = extra
     try:
         return args.run(args)
     except (ValueError, FileNotFoundError, OSError) as err:

@@ -49,6 +49,9 @@ def _nbgrader(args: list[str], course_root: Path, scratch: Path, log: Path) -> i
     env["QUANT_COURSE_ROOT"] = str(scratch)
     env["QUANT_COURSE_GRADEBOOK"] = f"sqlite:///{scratch / 'gradebook.db'}"
     env["QUANT_COURSE_EXCHANGE"] = str(scratch / "exchange")
+    # nbgrader runs helper programs (alembic) by name: find the ones of this environment
+    # even when it is not activated.
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     with open(log, "a") as out:
         out.write(f"\n$ nbgrader {' '.join(args)}\n")
         out.flush()

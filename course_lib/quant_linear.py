@@ -1,0 +1,183 @@
+"""QuantLinear: a linear layer that stores packed integer weights and dequantizes them.
+
+It replaces ``nn.Linear(in_features, out_features)``, computing
+
+    y = x @ W_hat.T + bias,     W_hat[o, i] = (q[o, i] - zero_point[o, g_idx[i]]) * scale[o, g_idx[i]]
+
+What it stores (buffers, so ``state_dict`` and safetensors carry them):
+
+    qweight     n_bits == 8: the codes q themselves, [out, in], int8 (symmetric) or uint8
+                n_bits <  8: ``pack_bits`` of each row,  [out, ceil(in * n_bits / 8)] uint8
+                             (symmetric codes offset by +2**(n_bits-1) first)
+    scale       [rows, n_groups] float16   (rows = out, or 1 for "tensor"; n_groups = 1 unless grouped)
+    zero_point  asymmetric only: the [rows, n_groups] codes flattened row-major and packed
+                with ``pack_bits``, [ceil(rows * n_groups * n_bits / 8)] uint8; None when symmetric
+    g_idx       [in] int32, the group of each input column: arange(in) // group_size by default
+                (all zeros for "channel"/"tensor"). GPTQ's act-order permutes it later, so the
+                dequantization always goes through g_idx.
+    bias        [out] in the original dtype, or None
+
+so its size in bytes, :meth:`QuantLinear.theoretical_nbytes`, is
+
+    out * ceil(in * n_bits / 8) + 2 * rows * n_groups + ceil(rows * n_groups * n_bits / 8) [asym]
+        + 4 * in + out * bias.element_size() [bias]
+
+which equals ``memory.grouped_bytes(out * in, n_bits, group_len, scale_bits=16,
+zero_bits=n_bits if asymmetric else 0) + 4 * in + bias bytes`` whenever in * n_bits and
+rows * n_groups * n_bits are multiples of 8 (otherwise rows are padded to whole bytes).
+
+The kernel hook: ``forward`` dequantizes the whole weight and calls ``F.linear``. Set
+``layer.kernel`` (or ``QuantLinear.kernel`` for every layer) to a callable
+``kernel(x, layer) -> y`` and ``forward`` calls it instead; the Triton kernels of notebook
+09 plug in there and read ``layer.qweight``, ``layer.scale``, ``layer.zero_point``, ``layer.g_idx``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .packing import pack_bits, packed_nbytes, unpack_bits
+from .quantize import QuantizedTensor, check_group_size, check_n_bits, quantize
+
+
+class QuantLinear(nn.Module):
+    """A linear layer with ``n_bits`` integer weights, per-tensor, per-channel or per-group scales."""
+
+    kernel = None  # optional callable(x, layer) -> y that replaces the dequantize + F.linear path
+
+    def __init__(
+        self, in_features: int, out_features: int, n_bits: int = 4, group_size: int | str = 64,
+        symmetric: bool = False, bias: bool = False, device=None, bias_dtype: torch.dtype = torch.float32,
+    ):
+        """An empty layer with buffers of the right shapes (fill it with :meth:`from_quantized`)."""
+        super().__init__()
+        check_n_bits(n_bits)
+        check_group_size(group_size, (out_features, in_features))
+        self.in_features, self.out_features = in_features, out_features
+        self.n_bits, self.group_size, self.symmetric = n_bits, group_size, symmetric
+        rows = 1 if group_size == "tensor" else out_features
+        group_len = group_size if isinstance(group_size, int) else in_features
+        n_groups = in_features // group_len
+        if n_bits == 8:
+            qweight = torch.empty(out_features, in_features, dtype=torch.int8 if symmetric else torch.uint8, device=device)
+        else:
+            qweight = torch.empty(out_features, packed_nbytes(in_features, n_bits), dtype=torch.uint8, device=device)
+        self.register_buffer("qweight", qweight)
+        self.register_buffer("scale", torch.ones(rows, n_groups, dtype=torch.float16, device=device))
+        zero_point = None if symmetric else torch.zeros(packed_nbytes(rows * n_groups, n_bits), dtype=torch.uint8, device=device)
+        self.register_buffer("zero_point", zero_point)
+        g_idx = torch.arange(in_features, device=device) // group_len  # [in]: column i is in group i // group_len
+        self.register_buffer("g_idx", g_idx.to(torch.int32))
+        self.register_buffer("bias", torch.zeros(out_features, dtype=bias_dtype, device=device) if bias else None)
+
+    # ------------------------------------------------------------ construction
+
+    @classmethod
+    def from_quantized(cls, qt: QuantizedTensor, bias: torch.Tensor | None = None) -> "QuantLinear":
+        """Pack a :class:`QuantizedTensor` of a 2-D weight [out, in] into a layer.
+
+        Scales are stored as float16: quantize with ``scale_dtype=torch.float16`` (as
+        :meth:`from_linear` does) so the codes were chosen for the scale that is stored.
+        """
+        if qt.q.dim() != 2:
+            raise ValueError(f"QuantLinear needs a 2-D weight [out, in], got codes of shape {tuple(qt.q.shape)}.")
+        out_features, in_features = qt.q.shape
+        layer = cls(in_features, out_features, qt.n_bits, qt.group_size, qt.symmetric, bias=bias is not None,
+                    device=qt.q.device, bias_dtype=bias.dtype if bias is not None else torch.float32)
+        if qt.n_bits == 8:
+            layer.qweight = qt.q.clone()  # [out, in]
+        else:
+            layer.qweight = pack_bits(qt.q, qt.n_bits, signed=qt.symmetric).clone()  # [out, ceil(in * n_bits / 8)]
+        layer.scale = qt.scale.to(torch.float16).clone()  # [rows, n_groups]
+        if not qt.symmetric:
+            layer.zero_point = pack_bits(qt.zero_point.reshape(-1), qt.n_bits).clone()  # [rows * n_groups] -> packed
+        if bias is not None:
+            layer.bias = bias.detach().clone()
+        return layer
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, n_bits: int = 4, group_size: int | str = 64, symmetric: bool = False) -> "QuantLinear":
+        """Round-to-nearest quantization of ``linear.weight`` into a new layer (``linear`` is untouched)."""
+        qt = quantize(linear.weight.detach(), n_bits, group_size, symmetric, scale_dtype=torch.float16)
+        return cls.from_quantized(qt, linear.bias)
+
+    # ------------------------------------------------------------ decoding
+
+    def codes(self) -> torch.Tensor:
+        """The integer codes q, [out, in]: int8 in [-qmax, qmax] (symmetric) or uint8 in [0, 2**n_bits - 1]."""
+        if self.n_bits == 8:
+            return self.qweight
+        return unpack_bits(self.qweight, self.n_bits, self.in_features, signed=self.symmetric)  # [out, in]
+
+    def zero_points(self) -> torch.Tensor | None:
+        """The zero-point codes, [rows, n_groups] uint8 (None when symmetric)."""
+        if self.zero_point is None:
+            return None
+        rows, n_groups = self.scale.shape
+        return unpack_bits(self.zero_point, self.n_bits, rows * n_groups).reshape(rows, n_groups)  # [rows, n_groups]
+
+    def default_g_idx(self) -> torch.Tensor:
+        """``arange(in) // group_len`` (zeros for "channel"/"tensor"): consecutive columns share a group."""
+        rows, n_groups = self.scale.shape
+        return (torch.arange(self.in_features, device=self.g_idx.device) // (self.in_features // n_groups)).to(torch.int32)
+
+    def dequantize_weight(self) -> torch.Tensor:
+        """``W_hat`` [out, in] float32, each column decoded with the grid of its group ``g_idx``.
+
+        Fast path while g_idx is the default grouping: broadcast each group's scale over a
+        [out, n_groups, group_len] view instead of gathering an [out, in] scale matrix.
+        """
+        if not torch.equal(self.g_idx, self.default_g_idx()):
+            return self.dequantize_weight_reference()
+        rows, n_groups = self.scale.shape
+        q = self.codes().float().reshape(-1, n_groups, self.in_features // n_groups)  # [out, n_groups, group_len]
+        zero_point = self.zero_points()
+        if zero_point is not None:
+            q = q - zero_point.float()[..., None]  # [rows, n_groups, 1] broadcasts over group_len (and out)
+        return (q * self.scale.float()[..., None]).reshape(self.out_features, self.in_features)  # [out, in]
+
+    def dequantize_weight_reference(self) -> torch.Tensor:
+        """Slow reference for :meth:`dequantize_weight`: gathers the grid of every column through g_idx."""
+        g_idx = self.g_idx.long()
+        scale = self.scale.float()[:, g_idx]  # [rows, in]
+        W_hat = self.codes().float()  # [out, in]
+        zero_point = self.zero_points()
+        if zero_point is not None:
+            W_hat = W_hat - zero_point.float()[:, g_idx]  # [rows, in] broadcasts over out
+        return W_hat * scale
+
+    def to_quantized(self) -> QuantizedTensor:
+        """The stored weight as a :class:`QuantizedTensor` (valid while g_idx is the default arange // group_size)."""
+        return QuantizedTensor(self.codes().clone(), self.scale.float(), self.zero_points(), self.n_bits,
+                               self.group_size, self.symmetric)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x @ W_hat.T + bias`` in x's dtype; ``self.kernel(x, self)`` instead when a kernel is set."""
+        if self.kernel is not None:
+            return self.kernel(x, self)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return F.linear(x, self.dequantize_weight().to(x.dtype), bias)
+
+    # ------------------------------------------------------------ size and description
+
+    def theoretical_nbytes(self) -> int:
+        """Bytes the stored layout needs, from the formula in the module docstring."""
+        rows, n_groups = self.scale.shape
+        total = self.out_features * packed_nbytes(self.in_features, self.n_bits)  # qweight
+        total += 2 * rows * n_groups  # float16 scales
+        if not self.symmetric:
+            total += packed_nbytes(rows * n_groups, self.n_bits)  # packed zero points
+        total += 4 * self.in_features  # int32 g_idx
+        if self.bias is not None:
+            total += self.out_features * self.bias.element_size()
+        return total
+
+    def config(self) -> dict:
+        """What a skeleton needs to rebuild this layer before loading its buffers."""
+        return {"in_features": self.in_features, "out_features": self.out_features, "n_bits": self.n_bits,
+                "group_size": self.group_size, "symmetric": self.symmetric, "bias": self.bias is not None}
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, n_bits={self.n_bits}, "
+                f"group_size={self.group_size!r}, symmetric={self.symmetric}, bias={self.bias is not None}")

@@ -1,0 +1,47 @@
+"""Module swap: replace a model's ``nn.Linear`` layers in place, by qualified name.
+
+Every post-training method in the course ends the same way: walk the model, and put a
+new module (a ``QuantLinear``, a mixed-precision layer ...) where each ``nn.Linear`` was.
+``skip`` holds name fragments; a layer whose qualified name contains one is left alone
+(``("lm_head",)`` keeps the output head, which SmolLM2 ties to the embedding).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+from tqdm.auto import tqdm
+
+
+def is_skipped(name: str, skip: tuple[str, ...]) -> bool:
+    """True when a fragment of ``skip`` occurs in the qualified name ``name`` (substring match)."""
+    return any(fragment in name for fragment in skip)
+
+
+def find_linears(model: nn.Module, skip: tuple[str, ...] = ()) -> list[tuple[str, nn.Linear]]:
+    """``(qualified name, layer)`` of every ``nn.Linear`` not skipped, in module order."""
+    if isinstance(skip, str):
+        raise ValueError(f"skip must be a tuple of name fragments such as ('lm_head',), got the string {skip!r}.")
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear) and not is_skipped(name, skip)]
+
+
+def replace_linears(
+    model: nn.Module,
+    make_layer: Callable[[str, nn.Linear], nn.Module | None],
+    skip: tuple[str, ...] = (),
+    progress: bool = True,
+    desc: str = "replacing linear layers",
+) -> list[str]:
+    """Replace each ``nn.Linear`` not skipped by ``make_layer(name, linear)``, in place.
+
+    make_layer may return None to keep that layer. Returns the names that were replaced.
+    The targets are listed before any is replaced, so new modules are never revisited.
+    """
+    replaced = []
+    for name, linear in tqdm(find_linears(model, skip), desc=desc, disable=not progress):
+        new = make_layer(name, linear)
+        if new is None:
+            continue
+        model.set_submodule(name, new)
+        replaced.append(name)
+    return replaced
