@@ -17,8 +17,9 @@ Codes are unsigned, in [0, 2**n_bits - 1]. Signed codes (symmetric quantization,
 before packing and by -2**(n_bits-1) after unpacking (so -7..7 at 4 bits is stored as 1..15).
 
 Fast paths: nibbles for 4 bits; for any other width, chunks of 8 codes = n_bits bytes
-combined into one int64 word. ``pack_bits_reference``/``unpack_bits_reference`` walk the
-bit stream one bit at a time in pure Python; the tests compare the two.
+combined into one int32 (up to 3 bits) or int64 word. ``pack_bits_reference`` and
+``unpack_bits_reference`` walk the bit stream one bit at a time in pure Python; the tests
+compare the two.
 """
 from __future__ import annotations
 
@@ -41,7 +42,9 @@ def _to_codes(q: torch.Tensor, n_bits: int, signed: bool) -> torch.Tensor:
     """Check ``q`` holds integers in range for ``n_bits``; return them as int64 in [0, 2**n_bits - 1]."""
     _check_bits(n_bits)
     if q.dtype.is_floating_point or q.dtype.is_complex or q.dtype == torch.bool:
-        raise ValueError(f"Only integer codes can be packed, got dtype {q.dtype}. Quantize first, or cast with .to(torch.int64).")
+        raise ValueError(
+            f"Only integer codes can be packed, got dtype {q.dtype}. Quantize first, or cast with .to(torch.int64)."
+        )
     if q.dim() == 0:
         raise ValueError("Packing works along the last dimension; got a 0-d tensor. Reshape it to 1-D first.")
     offset = 2 ** (n_bits - 1) if signed else 0
@@ -53,6 +56,11 @@ def _to_codes(q: torch.Tensor, n_bits: int, signed: bool) -> torch.Tensor:
             f"got values from {int(q.min())} to {int(q.max())}.{hint}"
         )
     return q.to(torch.int64) + offset
+
+
+def _word_dtype(n_bits: int) -> torch.dtype:
+    """A chunk of 8 codes is 8 * n_bits bits: int32 holds it up to 3 bits (24 bits), int64 beyond."""
+    return torch.int32 if n_bits <= 3 else torch.int64
 
 
 def _from_codes(codes: torch.Tensor, n_bits: int, signed: bool) -> torch.Tensor:
@@ -70,7 +78,9 @@ def pack_int4(q: torch.Tensor, signed: bool = False) -> torch.Tensor:
     """
     codes = _to_codes(q, 4, signed)
     if codes.shape[-1] % 2:
-        raise ValueError(f"pack_int4 needs an even last dimension, got {codes.shape[-1]}. Pad it, or use pack_bits(q, 4).")
+        raise ValueError(
+            f"pack_int4 needs an even last dimension, got {codes.shape[-1]}. Pad it, or use pack_bits(q, 4)."
+        )
     low, high = codes[..., 0::2], codes[..., 1::2]  # [..., L // 2] each
     return (low | (high << 4)).to(torch.uint8)
 
@@ -95,10 +105,12 @@ def pack_bits(q: torch.Tensor, n_bits: int, signed: bool = False) -> torch.Tenso
     if n_bits == 4:
         codes = torch.cat([codes, codes.new_zeros(*lead, length % 2)], dim=-1)  # [..., L rounded up to even]
         return pack_int4(codes)
-    codes = torch.cat([codes, codes.new_zeros(*lead, (-length) % 8)], dim=-1)  # [..., L8], L8 = L rounded up to 8
+    word, device = _word_dtype(n_bits), q.device
+    codes = torch.cat([codes, codes.new_zeros(*lead, (-length) % 8)], dim=-1).to(word)  # [..., L8], L rounded up to 8
     chunks = codes.reshape(*lead, -1, 8)  # [..., L8 / 8, 8]: 8 codes = n_bits bytes
-    words = (chunks << (torch.arange(8) * n_bits)).sum(-1)  # [..., L8 / 8] int64, bits don't overlap
-    nbytes = (words[..., None] >> (torch.arange(n_bits) * 8)) & 0xFF  # [..., L8 / 8, n_bits]
+    shifts = torch.arange(8, dtype=word, device=device) * n_bits  # code j of a chunk starts at bit j * n_bits
+    words = (chunks << shifts).sum(-1, dtype=word)  # [..., L8 / 8], bits don't overlap
+    nbytes = (words[..., None] >> (torch.arange(n_bits, dtype=word, device=device) * 8)) & 0xFF  # [..., L8 / 8, n_bits]
     packed = nbytes.reshape(*lead, -1)  # [..., L8 * n_bits / 8]
     return packed[..., : packed_nbytes(length, n_bits)].to(torch.uint8)  # trailing bytes hold only padding
 
@@ -111,7 +123,8 @@ def unpack_bits(packed: torch.Tensor, n_bits: int, length: int, signed: bool = F
     *lead, nbytes = packed.shape
     if nbytes != packed_nbytes(length, n_bits):
         raise ValueError(
-            f"{length} codes of {n_bits} bits take {packed_nbytes(length, n_bits)} bytes, but the last dim has {nbytes}. "
+            f"{length} codes of {n_bits} bits take {packed_nbytes(length, n_bits)} bytes, "
+            f"but the last dim has {nbytes}. "
             "Pass the length the codes had before packing."
         )
     if n_bits == 8:
@@ -119,10 +132,12 @@ def unpack_bits(packed: torch.Tensor, n_bits: int, length: int, signed: bool = F
     elif n_bits == 4:
         codes = unpack_int4(packed)[..., :length]  # [..., length]
     else:
-        data = torch.cat([packed.to(torch.int64), packed.new_zeros(*lead, (-nbytes) % n_bits, dtype=torch.int64)], dim=-1)
+        word, device = _word_dtype(n_bits), packed.device
+        data = torch.cat([packed.to(word), packed.new_zeros(*lead, (-nbytes) % n_bits, dtype=word)], dim=-1)
         groups = data.reshape(*lead, -1, n_bits)  # [..., n_chunks, n_bits]: n_bits bytes = 8 codes
-        words = (groups << (torch.arange(n_bits) * 8)).sum(-1)  # [..., n_chunks] int64
-        codes = (words[..., None] >> (torch.arange(8) * n_bits)) & (2**n_bits - 1)  # [..., n_chunks, 8]
+        words = (groups << (torch.arange(n_bits, dtype=word, device=device) * 8)).sum(-1, dtype=word)  # [..., n_chunks]
+        shifts = torch.arange(8, dtype=word, device=device) * n_bits
+        codes = (words[..., None] >> shifts) & (2**n_bits - 1)  # [..., n_chunks, 8]
         codes = codes.reshape(*lead, -1)[..., :length]  # [..., length]
     return _from_codes(codes, n_bits, signed)
 

@@ -36,7 +36,9 @@ def read_quant_layers(path: str | Path) -> dict[str, dict]:
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata() or {}
     if metadata.get("format") != FORMAT:
-        raise ValueError(f"{path} was not written by save_quantized (format {metadata.get('format')!r}, expected {FORMAT!r}).")
+        raise ValueError(
+            f"{path} was not written by save_quantized (format {metadata.get('format')!r}, expected {FORMAT!r})."
+        )
     return json.loads(metadata["quant_layers"])
 
 
@@ -48,7 +50,9 @@ def load_quantized(model: nn.Module, path: str | Path) -> nn.Module:
         try:
             old = model.get_submodule(name)
         except AttributeError as err:
-            raise ValueError(f"The skeleton has no module {name!r}; load into the architecture that was saved.") from err
+            raise ValueError(
+                f"The skeleton has no module {name!r}; load into the architecture that was saved."
+            ) from err
         if not isinstance(old, (nn.Linear, QuantLinear)):
             raise ValueError(f"Module {name!r} of the skeleton is a {type(old).__name__}, not a linear layer.")
         model.set_submodule(name, QuantLinear(**cfg, device=device))

@@ -60,12 +60,15 @@ class QuantLinear(nn.Module):
         group_len = group_size if isinstance(group_size, int) else in_features
         n_groups = in_features // group_len
         if n_bits == 8:
-            qweight = torch.empty(out_features, in_features, dtype=torch.int8 if symmetric else torch.uint8, device=device)
+            dtype = torch.int8 if symmetric else torch.uint8
+            qweight = torch.empty(out_features, in_features, dtype=dtype, device=device)
         else:
             qweight = torch.empty(out_features, packed_nbytes(in_features, n_bits), dtype=torch.uint8, device=device)
         self.register_buffer("qweight", qweight)
         self.register_buffer("scale", torch.ones(rows, n_groups, dtype=torch.float16, device=device))
-        zero_point = None if symmetric else torch.zeros(packed_nbytes(rows * n_groups, n_bits), dtype=torch.uint8, device=device)
+        zero_point = None
+        if not symmetric:
+            zero_point = torch.zeros(packed_nbytes(rows * n_groups, n_bits), dtype=torch.uint8, device=device)
         self.register_buffer("zero_point", zero_point)
         g_idx = torch.arange(in_features, device=device) // group_len  # [in]: column i is in group i // group_len
         self.register_buffer("g_idx", g_idx.to(torch.int32))
@@ -97,7 +100,9 @@ class QuantLinear(nn.Module):
         return layer
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear, n_bits: int = 4, group_size: int | str = 64, symmetric: bool = False) -> "QuantLinear":
+    def from_linear(
+        cls, linear: nn.Linear, n_bits: int = 4, group_size: int | str = 64, symmetric: bool = False
+    ) -> "QuantLinear":
         """Round-to-nearest quantization of ``linear.weight`` into a new layer (``linear`` is untouched)."""
         qt = quantize(linear.weight.detach(), n_bits, group_size, symmetric, scale_dtype=torch.float16)
         return cls.from_quantized(qt, linear.bias)
@@ -120,7 +125,8 @@ class QuantLinear(nn.Module):
     def default_g_idx(self) -> torch.Tensor:
         """``arange(in) // group_len`` (zeros for "channel"/"tensor"): consecutive columns share a group."""
         rows, n_groups = self.scale.shape
-        return (torch.arange(self.in_features, device=self.g_idx.device) // (self.in_features // n_groups)).to(torch.int32)
+        group_len = self.in_features // n_groups
+        return (torch.arange(self.in_features, device=self.g_idx.device) // group_len).to(torch.int32)
 
     def dequantize_weight(self) -> torch.Tensor:
         """``W_hat`` [out, in] float32, each column decoded with the grid of its group ``g_idx``.

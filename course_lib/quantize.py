@@ -149,7 +149,8 @@ def zero_point_params(
 
 
 def quantize_with(
-    x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor | None = None, n_bits: int = 8, symmetric: bool | None = None
+    x: torch.Tensor, scale: torch.Tensor, zero_point: torch.Tensor | None = None, n_bits: int = 8,
+    symmetric: bool | None = None,
 ) -> torch.Tensor:
     """Integer codes of ``x`` on a given grid; ``scale``/``zero_point`` broadcast against ``x``.
 
@@ -243,16 +244,18 @@ def quantize(
     return QuantizedTensor(q, scale.squeeze(-1), zero_point, n_bits, group_size, symmetric)
 
 
-def quantize_reference(W: torch.Tensor, n_bits: int = 8, group_size: int | str = "channel", symmetric: bool = True) -> QuantizedTensor:
+def quantize_reference(
+    W: torch.Tensor, n_bits: int = 8, group_size: int | str = "channel", symmetric: bool = True
+) -> QuantizedTensor:
     """Slow reference for :func:`quantize`: one Python iteration per group, each reduced whole."""
     check_n_bits(n_bits)
     check_group_size(group_size, tuple(W.shape))
     check_finite(W)
     Wg = _grouped_view(W.detach().float(), group_size)  # [rows, n_groups, group_len]
     rows, n_groups, _ = Wg.shape
-    q = torch.empty(Wg.shape, dtype=torch.int8 if symmetric else torch.uint8)
-    scale = torch.empty(rows, n_groups)
-    zero_point = None if symmetric else torch.empty(rows, n_groups, dtype=torch.uint8)
+    q = torch.empty(Wg.shape, dtype=torch.int8 if symmetric else torch.uint8, device=Wg.device)
+    scale = torch.empty(rows, n_groups, device=Wg.device)
+    zero_point = None if symmetric else torch.empty(rows, n_groups, dtype=torch.uint8, device=Wg.device)
     for r in range(rows):
         for g in range(n_groups):
             x = Wg[r, g]  # [group_len]
@@ -266,6 +269,8 @@ def quantize_reference(W: torch.Tensor, n_bits: int = 8, group_size: int | str =
     return QuantizedTensor(q.reshape(W.shape), scale, zero_point, n_bits, group_size, symmetric)
 
 
-def fake_quantize(W: torch.Tensor, n_bits: int = 8, group_size: int | str = "channel", symmetric: bool = True) -> torch.Tensor:
+def fake_quantize(
+    W: torch.Tensor, n_bits: int = 8, group_size: int | str = "channel", symmetric: bool = True
+) -> torch.Tensor:
     """``W_hat``: quantize then dequantize (float32, W's shape). The error a quantized model sees."""
     return quantize(W, n_bits, group_size, symmetric).dequantize()

@@ -66,7 +66,9 @@ def check_group_size_fits(layers: list[tuple[str, nn.Linear]], group_size) -> No
             )
 
 
-def quantize_model(model: nn.Module, config: RTNConfig | None = None, *, calib=None, progress: bool = True) -> nn.Module:
+def quantize_model(
+    model: nn.Module, config: RTNConfig | None = None, *, calib=None, progress: bool = True
+) -> nn.Module:
     """Swap every ``nn.Linear`` not in ``config.skip`` for an RTN ``QuantLinear``, in place; return ``model``.
 
     The group size is checked against every layer before anything is swapped, so a bad

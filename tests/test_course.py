@@ -144,10 +144,12 @@ def test_lab_command_serves_the_course_with_nbgrader(tmp_path):
         assert "00_memory_math.ipynb" in names
 
         _, page = _get(f"{base}/lab", token)
-        config = json.loads(page.split('id="jupyter-config-data">', 1)[1].split("</script>", 1)[0])
+        config = json.loads(page.split('id="jupyter-config-data" type="application/json">', 1)[1].split("</script>", 1)[0])
         federated = [ext["name"] for ext in config.get("federated_extensions", [])]
         assert "@jupyter/nbgrader" in federated
         assert not any("nbgrader" in d for d in config.get("disabledExtensions", []))
+        status, _ = _get(f"{base}/formgrader", token)  # nbgrader's server extension answers
+        assert status == 200
     finally:
         server.terminate()
         try:

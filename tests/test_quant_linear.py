@@ -36,6 +36,7 @@ def test_forward_equals_linear_with_the_dequantized_weight():
         x = torch.randn(2, 5, 64, generator=torch.Generator().manual_seed(trial))
         W_hat = layer.dequantize_weight()
         assert W_hat.shape == (24, 64) and W_hat.dtype == torch.float32
+        assert torch.equal(W_hat, layer.dequantize_weight_reference())
         torch.testing.assert_close(layer(x), F.linear(x, W_hat, linear.bias), rtol=0, atol=0)
         # the packed storage decodes to exactly what quantize() produced
         qt = quantize(linear.weight, n_bits, group_size, symmetric, scale_dtype=torch.float16)
@@ -64,7 +65,8 @@ def test_memory_footprint_equals_theoretical_nbytes():
         n_scales = {"tensor": 1, "channel": 24, 16: 24 * 4}[group_size]
         if symmetric or n_scales * n_bits % 8 == 0:  # else the packed zero points pad to a whole byte
             zero_bits = 0 if symmetric else n_bits
-            expected = memory.grouped_bytes(24 * 64, n_bits, 24 * 64 // n_scales, 16, zero_bits) + 4 * 64 + 4 * 24 * bias
+            weights = memory.grouped_bytes(24 * 64, n_bits, 24 * 64 // n_scales, 16, zero_bits)
+            expected = weights + 4 * 64 + 4 * 24 * bias  # + int32 g_idx + float32 bias
             assert layer.theoretical_nbytes() == expected
     odd = QuantLinear.from_linear(random_linear(0, in_features=60, out_features=3), 3, "channel", False)
     assert memory.memory_footprint(odd) == odd.theoretical_nbytes() == 3 * 23 + 2 * 3 + 2 + 4 * 60 + 4 * 3
@@ -119,6 +121,8 @@ def test_int8_per_channel_rtn_on_the_real_model(model_and_tokenizer):
     ids = tokenizer("The capital of France is", return_tensors="pt").input_ids
     with torch.no_grad():
         reference, logits = fp32_model(ids).logits, model(ids).logits
-    assert (logits - reference).norm() / reference.norm() < 0.05
+    # measured: about 0.04 (a bf16 cast of the same model moves them by about 0.025)
+    assert (logits - reference).norm() / reference.norm() < 0.1
+    assert tokenizer.decode(logits[0, -1].argmax()).strip() == "Paris"
     predicted = memory.quantized_model_bytes(fp32_model, 8, group_size=None, zero_bits=0, other_bits=32)
     assert memory.memory_footprint(model) == pytest.approx(predicted, rel=0.01)  # g_idx is the difference
