@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
+
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -45,3 +47,30 @@ def replace_linears(
         model.set_submodule(name, new)
         replaced.append(name)
     return replaced
+
+
+def map_linear_weights(
+    model: nn.Module,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    skip: tuple[str, ...] = ("lm_head",),
+    progress: bool = True,
+) -> list[str]:
+    """Replace each linear weight ``W`` by ``transform(W)`` in place (same shape and dtype).
+
+    The quickest way to try a quantizer on a whole model: pass ``lambda W:
+    dequantize(*quantize(W))`` and the model computes with W_hat, as a ``QuantLinear``
+    would, without packing. Returns the names of the layers changed.
+    """
+    changed = []
+    with torch.no_grad():
+        for name, linear in tqdm(find_linears(model, skip), desc="transforming weights", disable=not progress):
+            W = linear.weight
+            W_new = transform(W.detach().clone())
+            if not isinstance(W_new, torch.Tensor) or W_new.shape != W.shape:
+                raise ValueError(
+                    f"transform must return a tensor shaped like the weight {tuple(W.shape)} of {name}, "
+                    f"got {getattr(W_new, 'shape', type(W_new))}: return the dequantized weight W_hat."
+                )
+            W.copy_(W_new.to(W.dtype))
+            changed.append(name)
+    return changed

@@ -126,3 +126,18 @@ def test_int8_per_channel_rtn_on_the_real_model(model_and_tokenizer):
     assert tokenizer.decode(logits[0, -1].argmax()).strip() == "Paris"
     predicted = memory.quantized_model_bytes(fp32_model, 8, group_size=None, zero_bits=0, other_bits=32)
     assert memory.memory_footprint(model) == pytest.approx(predicted, rel=0.01)  # g_idx is the difference
+
+
+def test_map_linear_weights_matches_quantlinear_and_checks_shapes():
+    from course_lib.quantize import fake_quantize
+    from course_lib.swap import map_linear_weights
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 8))
+    fake = copy.deepcopy(net)
+    changed = map_linear_weights(fake, lambda W: fake_quantize(W, 8, "channel", True), skip=("2",), progress=False)
+    assert changed == ["0"]
+    assert torch.equal(fake[2].weight, net[2].weight)  # skipped
+    assert not torch.equal(fake[0].weight, net[0].weight)
+    with pytest.raises(ValueError, match="shaped like the weight"):
+        map_linear_weights(fake, lambda W: W.flatten(), progress=False)
