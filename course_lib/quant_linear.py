@@ -33,6 +33,8 @@ The kernel hook: ``forward`` dequantizes the whole weight and calls ``F.linear``
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -187,3 +189,33 @@ class QuantLinear(nn.Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, n_bits={self.n_bits}, "
                 f"group_size={self.group_size!r}, symmetric={self.symmetric}, bias={self.bias is not None}")
+
+
+class _CachedDense:
+    """A ``kernel`` that holds one layer's dequantized weight and reuses it on every call."""
+
+    def __init__(self, layer: QuantLinear):
+        self.W_hat = layer.dequantize_weight()
+
+    def __call__(self, x: torch.Tensor, layer: QuantLinear) -> torch.Tensor:
+        bias = None if layer.bias is None else layer.bias.to(x.dtype)
+        return F.linear(x, self.W_hat.to(x.dtype), bias)
+
+
+@contextmanager
+def cached_dequantization(model: nn.Module):
+    """Within the block, every ``QuantLinear`` dequantizes once and reuses ``W_hat``.
+
+    Outputs are identical to the normal forward (the same ``W_hat``, the same ``F.linear``);
+    only the time changes: a perplexity run stops re-unpacking every weight on every window.
+    The price is a dense float32 copy of each weight while the block runs, so measure
+    memory outside it. Layers that already have a kernel keep it.
+    """
+    layers = [m for m in model.modules() if isinstance(m, QuantLinear) and m.__dict__.get("kernel") is None]
+    try:
+        for layer in layers:
+            layer.kernel = _CachedDense(layer)
+        yield model
+    finally:
+        for layer in layers:
+            layer.__dict__.pop("kernel", None)

@@ -141,3 +141,18 @@ def test_map_linear_weights_matches_quantlinear_and_checks_shapes():
     assert not torch.equal(fake[0].weight, net[0].weight)
     with pytest.raises(ValueError, match="shaped like the weight"):
         map_linear_weights(fake, lambda W: W.flatten(), progress=False)
+
+
+def test_cached_dequantization_gives_identical_outputs_and_restores():
+    from course_lib.quant_linear import cached_dequantization
+
+    torch.manual_seed(1)
+    net = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.GELU(), torch.nn.Linear(32, 16))
+    quantize_model(net, RTNConfig(n_bits=4, group_size=32, skip=()), progress=False)
+    x = torch.randn(5, 64)
+    expected = net(x)
+    with cached_dequantization(net):
+        assert all(m.kernel is not None for m in net.modules() if isinstance(m, QuantLinear))
+        assert torch.equal(net(x), expected)
+    assert all(m.kernel is None for m in net.modules() if isinstance(m, QuantLinear))
+    assert torch.equal(net(x), expected)
