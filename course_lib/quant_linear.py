@@ -30,6 +30,9 @@ The kernel hook: ``forward`` dequantizes the whole weight and calls ``F.linear``
 ``layer.kernel`` (or ``QuantLinear.kernel`` for every layer) to a callable
 ``kernel(x, layer) -> y`` and ``forward`` calls it instead; the Triton kernels of notebook
 09 plug in there and read ``layer.qweight``, ``layer.scale``, ``layer.zero_point``, ``layer.g_idx``.
+With no hook set, a CUDA input that needs no gradient goes through those kernels
+(``course_lib.kernels.dispatch``, imported only then) when they support the layer's format;
+CPU inputs, other formats, and a machine without triton keep the dequantize path.
 """
 from __future__ import annotations
 
@@ -164,6 +167,9 @@ class QuantLinear(nn.Module):
         """``x @ W_hat.T + bias`` in x's dtype; ``self.kernel(x, self)`` instead when a kernel is set."""
         if self.kernel is not None:
             return self.kernel(x, self)
+        triton_forward = _triton_forward(x, self)
+        if triton_forward is not None:
+            return triton_forward(x, self)
         bias = None if self.bias is None else self.bias.to(x.dtype)
         return F.linear(x, self.dequantize_weight().to(x.dtype), bias)
 
@@ -189,6 +195,17 @@ class QuantLinear(nn.Module):
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, n_bits={self.n_bits}, "
                 f"group_size={self.group_size!r}, symmetric={self.symmetric}, bias={self.bias is not None}")
+
+
+def _triton_forward(x: torch.Tensor, layer: QuantLinear):
+    """``course_lib.kernels``' forward when x is on CUDA, needs no gradient, and the format has a kernel; else None."""
+    if not x.is_cuda or (x.requires_grad and torch.is_grad_enabled()):
+        return None
+    try:
+        from .kernels import dispatch  # imported here: course_lib works without triton or a GPU
+    except ImportError:
+        return None
+    return dispatch.quant_linear_forward if dispatch.supports(layer, x) else None
 
 
 class _CachedDense:

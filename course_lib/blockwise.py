@@ -1,0 +1,158 @@
+"""Block-sequential calibration: run a model one decoder block at a time on calibration data.
+
+GPTQ and AWQ quantize a block from the activations it will really see: the outputs of
+the blocks before it *after those were quantized*. The driver here holds the hidden
+states of the calibration set between blocks, so the whole model never runs at once:
+
+    X_0 = embed(calib)                              captured at block 0's input
+    for i, block in enumerate(blocks):
+        ... the algorithm reads X_i, quantizes block i in place ...
+        X_{i+1} = block(X_i)                         with block i already quantized
+
+:func:`sequential_blocks` is a generator: it yields ``(i, block, inputs)``, and once the
+caller has changed the block, it computes that block's outputs as the next inputs.
+:func:`record_inputs` puts forward hooks on chosen linears for the span of a ``with``.
+
+Each element of ``inputs`` is a :class:`BlockInput`: a chunk of hidden states
+[batch, seq, hidden] and the keyword arguments the model passed to the block (causal
+mask, rotary position embeddings ...), captured from the model's own forward so that
+nothing architecture-specific is rebuilt here.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .quant_linear import cached_dequantization
+from .wiring import decoder_blocks
+
+
+@dataclass
+class BlockInput:
+    """One chunk of a block's input: ``hidden`` [batch, seq, hidden] and the block's other kwargs."""
+
+    hidden: torch.Tensor
+    kwargs: dict
+
+
+class _StopForward(Exception):
+    """Raised inside block 0's pre-hook once its input is recorded: nothing after it needs to run."""
+
+
+def check_calibration(calib) -> torch.Tensor:
+    """``calib`` as a LongTensor [n_samples, seq_len], or a ValueError saying how to build one."""
+    hint = "Build one with course_lib.data.calibration_batches(tokenizer, 'wiki', n_samples=128, seq_len=512)."
+    if calib is None:
+        raise ValueError(f"This method needs calibration data (calib=None). {hint}")
+    if not isinstance(calib, torch.Tensor) or calib.dim() != 2 or calib.dtype != torch.long:
+        shape = tuple(calib.shape) if isinstance(calib, torch.Tensor) else type(calib).__name__
+        raise ValueError(f"calib must be a LongTensor of token ids [n_samples, seq_len], got {shape}. {hint}")
+    if calib.shape[0] == 0 or calib.shape[1] == 0:
+        raise ValueError(f"The calibration set is empty (shape {tuple(calib.shape)}). {hint}")
+    return calib
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+@torch.no_grad()
+def capture_block_inputs(model: nn.Module, calib: torch.Tensor, batch_size: int = 8) -> list[BlockInput]:
+    """Run the model on ``calib`` [n, seq] in chunks and record what enters decoder block 0.
+
+    The forward stops at block 0 (a pre-hook raises), so the cost is one embedding lookup.
+    """
+    calib = check_calibration(calib)
+    first = decoder_blocks(model)[0]
+    captured: list[BlockInput] = []
+
+    def hook(module, args, kwargs):
+        hidden = args[0] if args else kwargs.pop("hidden_states")
+        captured.append(BlockInput(hidden.detach(), {k: v for k, v in kwargs.items()}))
+        raise _StopForward
+
+    handle = first.register_forward_pre_hook(hook, with_kwargs=True)
+    device = _model_device(model)
+    try:
+        for start in range(0, calib.shape[0], batch_size):
+            chunk = calib[start:start + batch_size].to(device)  # [batch, seq]
+            try:
+                model(input_ids=chunk, use_cache=False)
+            except _StopForward:
+                pass
+    finally:
+        handle.remove()
+    if len(captured) != -(-calib.shape[0] // batch_size):
+        raise RuntimeError("Decoder block 0 was not called on every calibration chunk; is the wiring's block path right?")
+    return captured
+
+
+@torch.no_grad()
+def block_outputs(block: nn.Module, inputs: list[BlockInput]) -> list[BlockInput]:
+    """``block(X)`` for every chunk, keeping each chunk's kwargs: the inputs of the next block."""
+    outputs = []
+    for chunk in inputs:
+        out = block(chunk.hidden, **chunk.kwargs)
+        out = out[0] if isinstance(out, tuple) else out  # older transformers return (hidden, ...)
+        outputs.append(BlockInput(out, chunk.kwargs))
+    return outputs
+
+
+@torch.no_grad()
+def run_block(block: nn.Module, inputs: list[BlockInput]) -> None:
+    """Run the block on every chunk and discard the outputs (for the hooks' sake)."""
+    for chunk in inputs:
+        block(chunk.hidden, **chunk.kwargs)
+
+
+@contextmanager
+def record_inputs(modules: dict[str, nn.Module], fn: Callable[[str, torch.Tensor], None]):
+    """Within the block, every call of ``modules[name]`` calls ``fn(name, x)`` with its input x.
+
+    The hooks are removed on exit, also when the body raises.
+    """
+    handles = []
+
+    def make_hook(name):
+        def hook(module, args):
+            fn(name, args[0].detach())
+        return hook
+
+    try:
+        for name, module in modules.items():
+            handles.append(module.register_forward_pre_hook(make_hook(name)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def sequential_blocks(
+    model: nn.Module, calib: torch.Tensor, batch_size: int = 8, progress: bool = True, desc: str = "blocks",
+    timings: dict | None = None,
+) -> Iterator[tuple[int, nn.Module, list[BlockInput]]]:
+    """Yield ``(i, block_i, X_i)`` for every decoder block, in order.
+
+    After the caller resumes the generator, block i (as the caller left it: quantized)
+    runs on X_i to give X_{i+1}. QuantLinear layers dequantize once per block pass
+    (:func:`cached_dequantization`). ``timings``, when given, accumulates seconds under
+    "capture inputs" and "block forward".
+    """
+    clock = time.perf_counter()
+    inputs = capture_block_inputs(model, calib, batch_size)
+    if timings is not None:
+        timings["capture inputs"] = timings.get("capture inputs", 0.0) + time.perf_counter() - clock
+    blocks = decoder_blocks(model)
+    for i in tqdm(range(len(blocks)), desc=desc, disable=not progress):
+        yield i, blocks[i], inputs
+        clock = time.perf_counter()
+        with cached_dequantization(blocks[i]):
+            inputs = block_outputs(blocks[i], inputs)
+        if timings is not None:
+            timings["block forward"] = timings.get("block forward", 0.0) + time.perf_counter() - clock

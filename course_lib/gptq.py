@@ -1,0 +1,298 @@
+"""GPTQ (Frantar et al., 2022): quantize a weight column by column, pushing each error forward.
+
+For one layer with Hessian H = 2/n Σ x xᵀ (see ``hessian.py``) GPTQ minimises the output
+error ``½ tr(ΔW H ΔWᵀ)`` greedily. Column j is rounded to the grid, and its error is
+spread over the columns not yet quantized, weighted by the inverse Hessian (the Optimal
+Brain Surgeon update):
+
+    err_j     = (w_j − Q(w_j)) / [H⁻¹]_jj
+    W[:, j:] −= err_j · [H⁻¹]_j,j:                                    then drop j from H⁻¹
+
+The paper's three tricks make it fast and stable, all kept here:
+
+1. Cholesky: the successive H⁻¹ rows are the rows of the upper Cholesky factor U of
+   H⁻¹ (up to a factor), so no inverse is ever updated: err_j = (w_j − Q(w_j)) / U_jj,
+   update with U_j,j:.
+2. Lazy batches: columns are processed in blocks of ``block_size``; inside a block the
+   updates touch only the block, and the rest of W gets one matrix product per block.
+3. Damping: λ = damp_percent · mean(diag H) on the diagonal.
+
+Groups: a group's scale and zero point are fitted when its first column is reached,
+on the weights as updated so far. Act-order processes columns by decreasing diag(H);
+groups are then consecutive in that order, and ``g_idx`` records each original column's
+group, which is how ``QuantLinear`` decodes it.
+
+``gptq_quantize_reference`` is the slow, direct form (float64, explicit inverse
+updates, no blocks, no Cholesky) the fast path is tested against.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .blockwise import check_calibration, record_inputs, run_block, sequential_blocks
+from .hessian import HessianAccumulator, inverse_hessian_factor
+from .quant_linear import QuantLinear
+from .quantize import QuantizedTensor, absmax_params, check_group_size, dequantize, quantize_with, zero_point_params
+from .rtn import RTNConfig, check_group_size_fits
+from .swap import find_linears, is_skipped
+from .wiring import wiring_for
+
+
+@dataclass
+class GPTQResult:
+    """One quantized weight. Columns are in the layer's original order.
+
+    q [out, in] codes; scale [rows, n_groups] (float32 holding float16 values);
+    zero_point [rows, n_groups] uint8 or None; g_idx [in] int32, the group of each column;
+    W_hat [out, in] float32, the dequantized weight; damp_percent, the damping used.
+    """
+
+    q: torch.Tensor
+    scale: torch.Tensor
+    zero_point: torch.Tensor | None
+    g_idx: torch.Tensor
+    W_hat: torch.Tensor
+    n_bits: int
+    group_size: int | str
+    symmetric: bool
+    damp_percent: float
+
+    def to_quant_linear(self, bias: torch.Tensor | None = None) -> QuantLinear:
+        """A packed ``QuantLinear`` whose ``dequantize_weight()`` equals ``W_hat`` exactly."""
+        qt = QuantizedTensor(self.q, self.scale, self.zero_point, self.n_bits, self.group_size, self.symmetric)
+        layer = QuantLinear.from_quantized(qt, bias)
+        layer.g_idx = self.g_idx.to(torch.int32).to(layer.g_idx.device)
+        return layer
+
+
+def fit_grid(W_group: torch.Tensor, n_bits: int, symmetric: bool, per_tensor: bool = False,
+             scale_dtype: torch.dtype = torch.float16) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(scale, zero_point)`` of the columns ``W_group`` [out, g]: one per row ([out, 1]), or [1, 1]."""
+    dim = None if per_tensor else 1
+    if symmetric:
+        return absmax_params(W_group, n_bits, dim=dim, scale_dtype=scale_dtype), None
+    return zero_point_params(W_group, n_bits, dim=dim, scale_dtype=scale_dtype)
+
+
+def _prepare(W, H, group_size, act_order):
+    """Dead inputs, permutation and group length shared by the fast and the reference path."""
+    if W.dim() != 2 or H.shape != (W.shape[1], W.shape[1]):
+        raise ValueError(f"Need W [out, in] and H [in, in]; got W {tuple(W.shape)} and H {tuple(H.shape)}.")
+    check_group_size(group_size, tuple(W.shape))
+    if not torch.isfinite(H).all():
+        raise ValueError("H contains NaN or inf: check the calibration activations.")
+    W, H = W.clone(), H.clone()
+    dead = H.diagonal() == 0  # inputs that were always zero: any weight there is free
+    H[dead, dead] = 1
+    W[:, dead] = 0
+    n_in = W.shape[1]
+    perm = torch.arange(n_in, device=W.device)
+    if act_order:
+        perm = torch.argsort(H.diagonal(), descending=True, stable=True)
+        W, H = W[:, perm], H[perm][:, perm]
+    group_len = group_size if isinstance(group_size, int) else n_in
+    return W, H, perm, group_len
+
+
+def _finish(codes, W_hat, scale, zero_point, perm, group_len, n_bits, group_size, symmetric, damp):
+    """Undo the act-order permutation and record each column's group."""
+    inv_perm = torch.argsort(perm)
+    g_idx = (torch.arange(perm.numel(), device=perm.device) // group_len)[inv_perm]  # group of original column
+    return GPTQResult(codes[:, inv_perm], scale, zero_point, g_idx.to(torch.int32), W_hat[:, inv_perm].float(),
+                      n_bits, group_size, symmetric, damp)
+
+
+@torch.no_grad()
+def gptq_quantize(
+    W: torch.Tensor, H: torch.Tensor, n_bits: int = 4, group_size: int | str = 64, symmetric: bool = False,
+    block_size: int = 128, damp_percent: float = 0.01, act_order: bool = False, retry_damping: bool = True,
+    scale_dtype: torch.dtype = torch.float16, name: str = "layer",
+) -> GPTQResult:
+    """Quantize ``W`` [out, in] with GPTQ against the Hessian ``H`` [in, in] (float32 unless given float64)."""
+    dtype = torch.float64 if W.dtype == torch.float64 else torch.float32
+    W, H, perm, group_len = _prepare(W.to(dtype), H.to(dtype), group_size, act_order)
+    U, damp = inverse_hessian_factor(H, damp_percent, retry_damping, name)  # (H + λI)⁻¹ = Uᵀ U
+    out_features, n_in = W.shape
+    per_tensor = group_size == "tensor"
+    rows, n_groups = (1 if per_tensor else out_features), n_in // group_len
+    codes = torch.empty(out_features, n_in, dtype=torch.int8 if symmetric else torch.uint8, device=W.device)
+    W_hat = torch.empty_like(W)
+    scales = torch.empty(rows, n_groups, device=W.device)
+    zero_points = None if symmetric else torch.empty(rows, n_groups, dtype=torch.uint8, device=W.device)
+    for i1 in range(0, n_in, block_size):
+        i2 = min(i1 + block_size, n_in)
+        W1 = W[:, i1:i2].clone()  # [out, count]: this block, kept up to date column by column
+        Err1 = torch.zeros_like(W1)  # [out, count]: scaled errors, applied to W[:, i2:] once per block
+        U1 = U[i1:i2, i1:i2]
+        for i in range(i2 - i1):
+            j = i1 + i
+            if j % group_len == 0:  # a group starts: fit its grid on the columns as updated so far
+                end = j + group_len
+                group = W1[:, i:min(end, i2) - i1]
+                if end > i2:  # columns past this block still owe it the pending update
+                    ahead = W[:, i2:end] - Err1[:, :i] @ U[i1:j, i2:end]
+                    group = torch.cat([group, ahead], dim=1)  # [out, group_len]
+                scale, zero_point = fit_grid(group, n_bits, symmetric, per_tensor, scale_dtype)
+                scales[:, j // group_len] = scale[:, 0]
+                if zero_point is not None:
+                    zero_points[:, j // group_len] = zero_point[:, 0]
+            w = W1[:, i:i + 1]  # [out, 1]
+            q = quantize_with(w, scale, zero_point, n_bits, symmetric)
+            w_hat = dequantize(q, scale, zero_point).to(dtype)
+            codes[:, j:j + 1], W_hat[:, j:j + 1] = q, w_hat
+            err = (w - w_hat) / U1[i, i]  # [out, 1]
+            W1[:, i:] -= err * U1[i:i + 1, i:]  # rank-1 OBS update inside the block
+            Err1[:, i:i + 1] = err
+        W[:, i2:] -= Err1 @ U[i1:i2, i2:]  # the lazy update of every later column, once per block
+    return _finish(codes, W_hat, scales, zero_points, perm, group_len, n_bits, group_size, symmetric, damp)
+
+
+@torch.no_grad()
+def gptq_quantize_reference(
+    W: torch.Tensor, H: torch.Tensor, n_bits: int = 4, group_size: int | str = 64, symmetric: bool = False,
+    damp_percent: float = 0.01, act_order: bool = False, scale_dtype: torch.dtype = torch.float16,
+) -> GPTQResult:
+    """Slow reference: float64, an explicit inverse Hessian updated after each column, no blocks."""
+    W, H, perm, group_len = _prepare(W.double(), H.double(), group_size, act_order)
+    H = H + damp_percent * H.diagonal().mean() * torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
+    H_inv = torch.linalg.inv(H)
+    out_features, n_in = W.shape
+    per_tensor = group_size == "tensor"
+    codes = torch.empty(out_features, n_in, dtype=torch.int8 if symmetric else torch.uint8, device=W.device)
+    W_hat = torch.empty_like(W)
+    scales, zero_points = [], []
+    for j in range(n_in):
+        if j % group_len == 0:
+            scale, zero_point = fit_grid(W[:, j:j + group_len], n_bits, symmetric, per_tensor, scale_dtype)
+            scales.append(scale)
+            zero_points.append(zero_point)
+        q = quantize_with(W[:, j:j + 1], scale, zero_point, n_bits, symmetric)
+        codes[:, j:j + 1], W_hat[:, j:j + 1] = q, dequantize(q, scale, zero_point).double()
+        err = (W[:, j] - W_hat[:, j]) / H_inv[j, j]  # [out]
+        W[:, j:] -= err[:, None] * H_inv[j, j:][None, :]
+        H_inv = H_inv - H_inv[:, j:j + 1] @ H_inv[j:j + 1, :] / H_inv[j, j]  # eliminate input j
+    scale = torch.cat(scales, dim=1)  # [rows, n_groups]
+    zero_point = None if symmetric else torch.cat(zero_points, dim=1)
+    return _finish(codes, W_hat, scale, zero_point, perm, group_len, n_bits, group_size, symmetric, damp_percent)
+
+
+# ---------------------------------------------------------------- the whole model
+
+
+@dataclass(frozen=True)
+class GPTQConfig:
+    """Settings of GPTQ.
+
+    n_bits, group_size, symmetric, skip: as in ``RTNConfig``
+    block_size:      columns per lazy batch (128 in the paper)
+    damp_percent:    λ = damp_percent · mean(diag H) added to diag H
+    act_order:       process columns by decreasing diag(H) (g_idx keeps the groups right)
+    true_sequential: inside a block, collect each stage's H after the stages before it are
+                     quantized (q/k/v, then o, then gate/up, then down); one extra block pass per stage
+    batch_size:      calibration sequences per forward chunk
+    retry_damping:   on a singular H, retry with 10x damping (with a warning) instead of failing
+    """
+
+    n_bits: int = 4
+    group_size: int | str = 64
+    symmetric: bool = False
+    skip: tuple[str, ...] = ("lm_head",)
+    block_size: int = 128
+    damp_percent: float = 0.01
+    act_order: bool = False
+    true_sequential: bool = False
+    batch_size: int = 8
+    retry_damping: bool = True
+
+    def __post_init__(self):
+        RTNConfig(self.n_bits, self.group_size, self.symmetric, self.skip)  # the shared fields' checks
+        object.__setattr__(self, "skip", tuple(self.skip))
+        for field in ("block_size", "batch_size"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{field} must be a positive int, got {value!r}.")
+        if not isinstance(self.damp_percent, (int, float)) or not 0 <= self.damp_percent < 1:
+            raise ValueError(f"damp_percent must be in [0, 1) (0.01 is usual), got {self.damp_percent!r}.")
+        for field in ("act_order", "true_sequential", "retry_damping"):
+            if not isinstance(getattr(self, field), bool):
+                raise ValueError(f"{field} must be True or False, got {getattr(self, field)!r}.")
+
+
+def _block_stages(model: nn.Module, wiring, config: GPTQConfig) -> list[tuple[str, ...]]:
+    """The wiring's stages (linears sharing one input), checked against the model, skips removed."""
+    targets = find_linears(model, config.skip)
+    prefix = wiring.blocks + "."
+    outside = [name for name, _ in targets if not name.startswith(prefix)]
+    if outside:
+        raise ValueError(
+            f"GPTQ quantizes the linears inside decoder blocks; {outside} are outside. Add them to skip "
+            "(lm_head is tied to the embedding in SmolLM2) or quantize them with RTN afterwards."
+        )
+    check_group_size_fits(targets, config.group_size)
+    staged = {name for stage in wiring.sequential for name in stage}
+    for name, _ in targets:
+        local = name[len(prefix):].split(".", 1)[1]
+        if local not in staged:
+            raise ValueError(f"Linear {name!r} is in no stage of the wiring's `sequential`; add it there.")
+    return [stage for stage in wiring.sequential]
+
+
+def _quantize_stage(block, index, stage, H, config, prefix, results, on_layer, timings):
+    for local in stage:
+        name = f"{prefix}{index}.{local}"
+        if is_skipped(name, config.skip):
+            continue
+        linear = block.get_submodule(local)
+        clock = time.perf_counter()
+        result = gptq_quantize(linear.weight.detach(), H, config.n_bits, config.group_size, config.symmetric,
+                               config.block_size, config.damp_percent, config.act_order, config.retry_damping,
+                               name=name)
+        timings["gptq solve"] = timings.get("gptq solve", 0.0) + time.perf_counter() - clock
+        if on_layer is not None:
+            on_layer(name, linear.weight.detach(), H, result)
+        linear.weight.data.copy_(result.W_hat)  # later stages and blocks see the quantized layer
+        results[local] = result
+
+
+def quantize_model(
+    model: nn.Module, config: GPTQConfig | None = None, *, calib: torch.Tensor | None = None, progress: bool = True,
+    on_layer=None, timings: dict | None = None,
+) -> nn.Module:
+    """GPTQ every linear inside the decoder blocks, block by block, in place; return ``model``.
+
+    calib:    token ids [n_samples, seq_len] (``data.calibration_batches``); required
+    on_layer: optional ``on_layer(name, W, H, result)`` called after each layer, with the
+              original weight W, its Hessian H and the :class:`GPTQResult`
+    timings:  optional dict that accumulates seconds per stage
+    """
+    config = config if config is not None else GPTQConfig()
+    if not isinstance(config, GPTQConfig):
+        raise ValueError(f"config must be a GPTQConfig, got {type(config).__name__}.")
+    calib = check_calibration(calib)
+    wiring = wiring_for(model)
+    stages = _block_stages(model, wiring, config)
+    timings = timings if timings is not None else {}
+    prefix = wiring.blocks + "."
+    for index, block, inputs in sequential_blocks(model, calib, config.batch_size, progress,
+                                                  f"GPTQ {config.n_bits}-bit", timings):
+        passes = [[stage] for stage in stages] if config.true_sequential else [stages]
+        results: dict[str, GPTQResult] = {}
+        for stages_in_pass in passes:
+            # one Hessian per stage: every linear of a stage reads the same input
+            hooked = {stage: block.get_submodule(stage[0]) for stage in stages_in_pass}
+            accumulators = {stage: HessianAccumulator(m.in_features, m.weight.device) for stage, m in hooked.items()}
+            clock = time.perf_counter()
+            with record_inputs(hooked, lambda stage, x: accumulators[stage].add(x)):
+                run_block(block, inputs)
+            timings["hessian"] = timings.get("hessian", 0.0) + time.perf_counter() - clock
+            for stage in stages_in_pass:
+                _quantize_stage(block, index, stage, accumulators[stage].H, config, prefix, results, on_layer, timings)
+        clock = time.perf_counter()
+        for local, result in results.items():
+            block.set_submodule(local, result.to_quant_linear(block.get_submodule(local).bias))
+        timings["pack"] = timings.get("pack", 0.0) + time.perf_counter() - clock
+    return model

@@ -1,0 +1,80 @@
+"""Launch configurations: tile sizes, split-K, warps and pipeline depth, and how they are chosen.
+
+A kernel launch is ``kernel[grid](args..., BLOCK_M=..., num_warps=..., num_stages=...)``.
+The grid is one program per output tile, times ``split_k`` programs that each cover a
+slice of the K loop and add their partial sums into a float32 workspace:
+
+    grid = (cdiv(M, block_m) * cdiv(N, block_n), split_k)
+
+Small M (decoding one token) makes few output tiles; there, split-K keeps every SM busy
+streaming its share of the weight. Each kernel module keeps a short table of configs per
+range of M, chosen by measuring on an H100 (benchmarks/kernels.py --sweep); a wrapper
+also accepts an explicit ``config=`` so tests and sweeps can try any of them.
+
+Under the interpreter (CPU) ``num_warps`` and ``num_stages`` mean nothing and tiles are
+numpy arrays: fewer, larger programs run fastest there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import triton
+import triton.language as tl
+
+
+@dataclass(frozen=True)
+class Config:
+    """One launch configuration of a tiled kernel (block sizes are powers of two)."""
+
+    block_m: int = 16
+    block_n: int = 64
+    block_k: int = 64
+    split_k: int = 1
+    num_warps: int = 4
+    num_stages: int = 3
+    group_m: int = 8  # program order: group_m row-tiles share a column of weight tiles in L2
+    unroll: int = 1  # K tiles per loop step of a GEMV (more loads in flight); the GEMMs ignore it
+
+    def __post_init__(self):
+        for name in ("block_m", "block_n", "block_k", "split_k", "num_warps", "group_m", "unroll"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1 or value & (value - 1):
+                raise ValueError(f"Config.{name} must be a positive power of two, got {value!r}.")
+
+    def with_(self, **changes) -> "Config":
+        return replace(self, **changes)
+
+
+def pick(table: list[tuple[int, Config]], M: int) -> Config:
+    """The config of the first row ``(max_M, config)`` of ``table`` with M <= max_M (the last row otherwise)."""
+    for max_M, config in table:
+        if M <= max_M:
+            return config
+    return table[-1][1]
+
+
+def k_tiles_per_split(K: int, block_k: int, split_k: int) -> int:
+    """How many BLOCK_K tiles each of the split_k programs of one output tile loops over."""
+    return triton.cdiv(triton.cdiv(K, block_k), split_k)
+
+
+def largest_power_of_two_dividing(n: int, cap: int) -> int:
+    """2**j for the largest j with 2**j | n, at most ``cap`` (1 for odd n)."""
+    return min(n & -n, cap)
+
+
+@triton.jit
+def tile_coordinates(pid, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
+    """Program id -> (row tile, column tile), GROUP_M row tiles at a time.
+
+    Consecutive programs walk down GROUP_M row tiles of one column of tiles before moving
+    right, so the weight tiles they share are still in L2 (the matmul tutorial's ordering).
+    """
+    n_tiles_m = tl.cdiv(M, BLOCK_M)
+    n_tiles_n = tl.cdiv(N, BLOCK_N)
+    width = GROUP_M * n_tiles_n  # programs per band of GROUP_M row tiles
+    first_m = (pid // width) * GROUP_M
+    rows = tl.minimum(n_tiles_m - first_m, GROUP_M)  # the last band may be shorter
+    pid_m = first_m + (pid % width) % rows
+    pid_n = (pid % width) // rows
+    return pid_m, pid_n

@@ -1,0 +1,195 @@
+"""W8A16: 8-bit weights, one scale per output channel, dequantized inside the matmul.
+
+    Y[m, n] = sum_k X[m, k] * (q[n, k] - zero_point[n]) * scale[n] + bias[n]
+            = scale[n] * sum_k X[m, k] * (q[n, k] - zero_point[n]) + bias[n]
+
+    X           [M, K]  float16 / bfloat16 / float32 (float16 / float32 in the interpreter)
+    q           [N, K]  int8 (symmetric, zero_point = 0) or uint8 (asymmetric): QuantLinear.qweight
+    scale       [N, 1]  float16 ("channel") or [1, 1] ("tensor"): QuantLinear.scale
+    zero_point  [N] or [1] uint8 codes (asymmetric), None (symmetric): QuantLinear.zero_point
+    Y           [M, N]  X's dtype
+
+The scale is constant along k, so it leaves the sum: the K loop multiplies integers
+(exact in X's dtype) and the scale touches each output once. The weight moves 1 byte per
+entry instead of 2: when M is small the matmul only streams the weight, so it can run
+up to 2x faster than float16.
+
+Versions, each correct on every shape:
+    v1  one program per output element: a K loop of multiply-adds (naive, slow)
+    v2  GEMM: [BLOCK_M, BLOCK_N] tiles through tl.dot; int8 -> X's dtype in registers, split-K
+    v3  GEMV: no tl.dot for M <= 4: a program per (row m, BLOCK_N outputs, K slice), a 2-D
+        accumulator reduced once at the end, split-K
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from . import checks
+from .launch import Config, k_tiles_per_split, pick, tile_coordinates
+
+GEMV_MAX_M = 4  # v3 up to this many rows, v2 beyond
+# (max M, config), from benchmarks/kernels.py --sweep on an H100 (4096^2 and 8192^2): M <= 16 from the
+# CUDA-graph sweep of benchmarks/results/h100-2026-11-27 (the configs its table ran), larger M from an eager one
+GEMV_TABLE = [(GEMV_MAX_M, Config(block_n=64, block_k=128, split_k=8, num_warps=8, num_stages=1))]
+GEMM_TABLE = [
+    (16, Config(block_m=16, block_n=32, block_k=128, split_k=2, num_warps=4, num_stages=4)),
+    (64, Config(block_m=32, block_n=64, block_k=128, split_k=1, num_warps=4, num_stages=4)),
+    (256, Config(block_m=128, block_n=64, block_k=64, split_k=1, num_warps=8, num_stages=4)),
+    (1 << 62, Config(block_m=128, block_n=128, block_k=64, split_k=1, num_warps=8, num_stages=3)),
+]
+INTERPRETER_CONFIG = Config(block_m=16, block_n=32, block_k=32, split_k=1, num_warps=4, num_stages=1)
+
+
+@triton.jit
+def w8a16_v1_kernel(
+    X_ptr, q_ptr, scale_ptr, zero_ptr, bias_ptr, Y_ptr,  # [M, K], [N, K], [rows, 1], [rows], [N], [M, N]
+    K,  # reduction length
+    stride_xm, stride_xk, stride_qn, stride_sn, stride_zn, stride_ym,  # element strides (rows=1: 0)
+    HAS_ZERO: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """v1: program (m, n) computes the single output Y[m, n]."""
+    m, n = tl.program_id(0), tl.program_id(1)
+    acc = tl.zeros((BLOCK_K,), tl.float32)
+    zero_point = tl.load(zero_ptr + n * stride_zn).to(tl.float32) if HAS_ZERO else 0.0
+    for k0 in range(0, K, BLOCK_K):
+        k = k0 + tl.arange(0, BLOCK_K)
+        x = tl.load(X_ptr + m * stride_xm + k * stride_xk, mask=k < K, other=0.0).to(tl.float32)
+        q = tl.load(q_ptr + n * stride_qn + k, mask=k < K, other=0).to(tl.float32)
+        acc += x * (q - zero_point)
+    y = tl.sum(acc, axis=0) * tl.load(scale_ptr + n * stride_sn).to(tl.float32)
+    if HAS_BIAS:
+        y += tl.load(bias_ptr + n).to(tl.float32)
+    tl.store(Y_ptr + m * stride_ym + n, y.to(Y_ptr.dtype.element_ty))
+
+
+@triton.jit
+def w8a16_v2_gemm_kernel(
+    X_ptr, q_ptr, scale_ptr, zero_ptr, bias_ptr, Y_ptr,  # as v1; Y_ptr is the float32 workspace when SPLIT_K > 1
+    M, N, K, k_tiles,
+    stride_xm, stride_xk, stride_qn, stride_sn, stride_zn, stride_ym,
+    HAS_ZERO: tl.constexpr, HAS_BIAS: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
+    GROUP_M: tl.constexpr,
+):
+    """v2: program (tile, k-slice) accumulates X[tile rows] @ (q - zero_point)[tile cols].T with tl.dot."""
+    pid_m, pid_n = tile_coordinates(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    pid_k = tl.program_id(1)
+    rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)  # [BLOCK_M]
+    n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # [BLOCK_N]
+    zero_point = tl.load(zero_ptr + n * stride_zn, mask=n < N, other=0).to(tl.int32)[None, :] if HAS_ZERO else 0
+    acc = tl.zeros((BLOCK_M, BLOCK_N), tl.float32)
+    k_first = pid_k * k_tiles * BLOCK_K
+    for t in range(0, k_tiles):
+        k = k_first + t * BLOCK_K + tl.arange(0, BLOCK_K)
+        x = tl.load(X_ptr + rm[:, None] * stride_xm + k[None, :] * stride_xk,
+                    mask=(rm[:, None] < M) & (k[None, :] < K), other=0.0)  # [BLOCK_M, BLOCK_K]
+        q = tl.load(q_ptr + n[None, :] * stride_qn + k[:, None],
+                    mask=(n[None, :] < N) & (k[:, None] < K), other=0)  # [BLOCK_K, BLOCK_N]: W's tile, transposed
+        w = (q.to(tl.int32) - zero_point).to(x.dtype)  # integers up to 255: exact in fp16/bf16
+        acc = tl.dot(x, w, acc, input_precision=DOT_PRECISION)
+    y = acc * tl.load(scale_ptr + n * stride_sn, mask=n < N, other=0.0).to(tl.float32)[None, :]
+    if HAS_BIAS:
+        y += tl.where(pid_k == 0, tl.load(bias_ptr + n, mask=n < N, other=0.0).to(tl.float32), 0.0)[None, :]
+    mask = (rm[:, None] < M) & (n[None, :] < N)
+    if SPLIT_K == 1:
+        tl.store(Y_ptr + rm[:, None] * stride_ym + n[None, :], y.to(Y_ptr.dtype.element_ty), mask=mask)
+    else:
+        tl.atomic_add(Y_ptr + rm[:, None] * stride_ym + n[None, :], y, mask=mask)
+
+
+@triton.jit
+def w8a16_v3_gemv_kernel(
+    X_ptr, q_ptr, scale_ptr, zero_ptr, bias_ptr, Y_ptr,  # as v1; Y_ptr is the float32 workspace when SPLIT_K > 1
+    N, K, k_tiles,  # k_tiles: BLOCK_K tiles per K slice
+    stride_xm, stride_xk, stride_qn, stride_sn, stride_zn, stride_ym,
+    HAS_ZERO: tl.constexpr, HAS_BIAS: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
+):
+    """v3: program (m, n-block, k-slice) streams a [BLOCK_N, K / SPLIT_K] slab of q once; M fastest in the grid."""
+    m, pid_n, pid_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # [BLOCK_N]
+    acc = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)  # reduced once, after the loop
+    zero_point = tl.load(zero_ptr + n * stride_zn, mask=n < N, other=0).to(tl.float32)[:, None] if HAS_ZERO else 0.0
+    k_first = pid_k * k_tiles * BLOCK_K
+    for t in range(0, k_tiles):
+        k = k_first + t * BLOCK_K + tl.arange(0, BLOCK_K)  # [BLOCK_K]
+        x = tl.load(X_ptr + m * stride_xm + k * stride_xk, mask=k < K, other=0.0).to(tl.float32)
+        q = tl.load(q_ptr + n[:, None] * stride_qn + k[None, :], mask=(n[:, None] < N) & (k[None, :] < K), other=0)
+        acc += (q.to(tl.float32) - zero_point) * x[None, :]  # [BLOCK_N, BLOCK_K]
+    y = tl.sum(acc, axis=1) * tl.load(scale_ptr + n * stride_sn, mask=n < N, other=0.0).to(tl.float32)
+    if HAS_BIAS:  # added once: by the first K slice
+        y += tl.where(pid_k == 0, tl.load(bias_ptr + n, mask=n < N, other=0.0).to(tl.float32), 0.0)
+    if SPLIT_K == 1:
+        tl.store(Y_ptr + m * stride_ym + n, y.to(Y_ptr.dtype.element_ty), mask=n < N)
+    else:
+        tl.atomic_add(Y_ptr + m * stride_ym + n, y, mask=n < N)
+
+
+def w8a16_reference(X, qweight, scale, zero_point=None, bias=None) -> torch.Tensor:
+    """Slow reference in float64: decode W_hat = (q - zero_point) * scale, then X @ W_hat.T + bias."""
+    W_hat = qweight.double()  # [N, K]
+    if zero_point is not None:
+        W_hat = W_hat - zero_point.double()[:, None]  # [rows, 1] broadcasts over K (and N when rows = 1)
+    W_hat = W_hat * scale.double()
+    Y = X.double() @ W_hat.T
+    return Y if bias is None else Y + bias.double()
+
+
+def w8a16_matmul(X, qweight, scale, zero_point=None, bias=None, out=None, version=None, config=None):
+    """``X @ ((q - zero_point) * scale).T + bias`` [M, N] in X's dtype (shapes in the module docstring).
+
+    version: 1, 2 or 3 (None: v3 for M <= GEMV_MAX_M, else v2); config: a launch.Config
+    (None: this module's table on a GPU, a small one in the interpreter); out: an optional
+    [M, N] buffer of X's dtype that every element of is written.
+    """
+    if qweight.dtype not in (torch.int8, torch.uint8) or qweight.dim() != 2:
+        raise ValueError(f"qweight must be int8 or uint8 [N, K] (QuantLinear with n_bits=8), got {qweight.dtype} "
+                         f"{tuple(qweight.shape)}.")
+    N, K = qweight.shape
+    checks.check_activation(X, K)
+    rows, n_groups = checks.check_scale(scale, N)
+    if n_groups != 1:
+        raise ValueError(f"W8A16 takes one scale per output channel, got {n_groups} groups per row; use "
+                         "group_size='channel' or 'tensor', or QuantLinear's dequantize path for grouped 8-bit.")
+    if (zero_point is None) != (qweight.dtype == torch.int8):
+        raise ValueError("Symmetric 8-bit weights are int8 with zero_point=None; asymmetric ones are uint8 with a "
+                         "zero_point: pass QuantLinear.qweight and .zero_point as stored.")
+    checks.check_zero_point(zero_point, rows, 8)
+    checks.check_bias(bias, N)
+    checks.check_device(w8a16_v1_kernel, X, qweight=qweight, scale=scale, zero_point=zero_point, bias=bias)
+    M = X.shape[0]
+    out = checks.output_buffer(out, M, N, X.dtype, X.device)
+    if M == 0:
+        return out
+    version = version or (3 if M <= GEMV_MAX_M else 2)
+    if version not in (1, 2, 3):
+        raise ValueError(f"version must be 1, 2 or 3 (or None to choose by M), got {version!r}.")
+    interpreted = checks.is_interpreted(w8a16_v1_kernel)
+    if config is None:
+        config = INTERPRETER_CONFIG if interpreted else pick(GEMV_TABLE if version == 3 else GEMM_TABLE, M)
+    args = (X, qweight, scale, zero_point if zero_point is not None else scale, bias if bias is not None else scale)
+    strides = (X.stride(0), X.stride(1), qweight.stride(0), scale.stride(0) if rows > 1 else 0,
+               1 if rows > 1 else 0)
+    flags = dict(HAS_ZERO=zero_point is not None, HAS_BIAS=bias is not None)
+    if version == 1:
+        w8a16_v1_kernel[(M, N)](*args, out, K, *strides, out.stride(0), BLOCK_K=config.block_k, **flags)
+        return out
+    split_k = config.split_k
+    Y = out if split_k == 1 else torch.zeros(M, N, dtype=torch.float32, device=X.device)  # split-K workspace
+    k_tiles = k_tiles_per_split(K, config.block_k, split_k)
+    launch = dict(num_warps=config.num_warps, num_stages=config.num_stages)
+    if version == 2:
+        grid = (triton.cdiv(M, config.block_m) * triton.cdiv(N, config.block_n), split_k)
+        precision = "ieee" if X.dtype == torch.float32 else "tf32"
+        w8a16_v2_gemm_kernel[grid](*args, Y, M, N, K, k_tiles, *strides, Y.stride(0), DOT_PRECISION=precision,
+                                   BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
+                                   SPLIT_K=split_k, GROUP_M=config.group_m, **flags, **launch)
+    else:
+        grid = (M, triton.cdiv(N, config.block_n), split_k)
+        w8a16_v3_gemv_kernel[grid](*args, Y, N, K, k_tiles, *strides, Y.stride(0), BLOCK_N=config.block_n,
+                                   BLOCK_K=config.block_k, SPLIT_K=split_k, **flags, **launch)
+    if split_k > 1:
+        out.copy_(Y)
+    return out

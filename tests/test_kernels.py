@@ -1,0 +1,320 @@
+"""Triton kernels (course_lib.kernels) against float64 references: on CPU through the interpreter, on a GPU natively.
+
+tests/conftest.py sets TRITON_INTERPRET=1 when no GPU is present, before any test module
+imports the kernels (triton.jit reads it when a kernel is defined), so these tests run on
+CPU tensors through Triton's interpreter, tiny shapes, float16 and float32. With a GPU the
+same tests run compiled on CUDA tensors, plus bfloat16 and the GPU-only tests at the end.
+
+Every check poisons the output buffer with NaN (each element must be written) and bounds
+the relative error ||Y - Y_ref|| / ||Y_ref|| against a float64 reference by TOLERANCE.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from course_lib import kernels  # noqa: E402
+from course_lib.kernels import checks, w4a16  # noqa: E402
+from course_lib.kernels.launch import Config  # noqa: E402
+from course_lib.quant_linear import QuantLinear, cached_dequantization  # noqa: E402
+
+CUDA = torch.cuda.is_available()
+DEVICE = "cuda" if CUDA else "cpu"
+INTERPRETED = checks.is_interpreted(w4a16.w4a16_v2_kernel)
+if not CUDA and not INTERPRETED:
+    pytest.skip("no GPU, and the kernels were imported without TRITON_INTERPRET=1", allow_module_level=True)
+gpu_only = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (compiled kernels, bfloat16, real sizes)")
+
+# ||Y - ref|| / ||ref||: the output's rounding (2**-11 fp16, 2**-8 bf16) dominates; fp32 keeps
+# IEEE products (tl.dot input_precision="ieee"), so only the summation order differs.
+TOLERANCE = {torch.float16: 2e-3, torch.bfloat16: 1e-2, torch.float32: 1e-5}
+DTYPES = [torch.float16, torch.float32, pytest.param(torch.bfloat16, marks=gpu_only)]
+# (M, K, group_size, symmetric): M = 1, 3, 17; K never a multiple of the K blocks (32, 64);
+# groups of 24 (not dividing a block), 32, a whole row, the whole tensor; K = 45 is odd.
+W4_CASES = [(1, 96, 24, False), (3, 160, 32, True), (17, 90, "channel", False), (3, 45, "tensor", True),
+            (17, 96, 24, True), (1, 160, 32, False)]
+N = 40  # not a multiple of BLOCK_N (32 in the interpreter, 64+ on a GPU)
+
+
+def rel_error(Y: torch.Tensor, ref: torch.Tensor) -> float:
+    return ((Y.double() - ref).norm() / ref.norm()).item()
+
+
+def poisoned(M: int, N: int, dtype) -> torch.Tensor:
+    return torch.full((M, N), float("nan"), dtype=dtype, device=DEVICE)
+
+
+def check(Y: torch.Tensor, ref: torch.Tensor, dtype, out: torch.Tensor | None = None) -> None:
+    assert Y.dtype == dtype and Y.shape == ref.shape
+    if out is not None:
+        assert Y.data_ptr() == out.data_ptr()
+    assert torch.isfinite(Y).all(), "some outputs were never written (still NaN)"
+    assert rel_error(Y, ref) < TOLERANCE[dtype], rel_error(Y, ref)
+
+
+def quant_layer(seed: int, K: int, n_bits: int, group_size, symmetric: bool, bias: bool = True, n_out: int = N):
+    torch.manual_seed(seed)
+    linear = torch.nn.Linear(K, n_out, bias=bias, device=DEVICE)
+    return QuantLinear.from_linear(linear, n_bits, group_size, symmetric)
+
+
+def activations(seed: int, M: int, K: int, dtype) -> torch.Tensor:
+    return torch.randn(M, K, generator=torch.Generator().manual_seed(seed)).to(DEVICE, dtype)
+
+
+# ------------------------------------------------------------------ W4A16
+
+def test_w4a16_reference_is_the_quant_linear_dequantization():
+    for M, K, group_size, symmetric in W4_CASES[:4]:
+        layer = quant_layer(0, K, 4, group_size, symmetric)
+        X = activations(1, M, K, torch.float32)
+        ref = kernels.w4a16_reference(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias)
+        expected = X.double() @ layer.dequantize_weight().double().T + layer.bias.double()
+        assert rel_error(ref, expected) < 1e-12
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
+def test_w4a16_versions_match_reference(version, dtype):
+    for case, (M, K, group_size, symmetric) in enumerate(W4_CASES):
+        layer = quant_layer(case, K, 4, group_size, symmetric, bias=case % 2 == 0)
+        X = activations(case, M, K, dtype)
+        out = poisoned(M, N, dtype)
+        Y = kernels.w4a16_matmul(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias, out=out,
+                                 version=version)
+        check(Y, kernels.w4a16_reference(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias), dtype, out)
+
+
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
+def test_w4a16_act_order_g_idx(version):
+    layer = quant_layer(3, 96, 4, 16, False)
+    layer.g_idx = layer.g_idx[torch.randperm(96, generator=torch.Generator().manual_seed(0))].contiguous()
+    for M in (3, 17):
+        X = activations(M, M, 96, torch.float16)
+        expected = X.double() @ layer.dequantize_weight().double().T + layer.bias.double()
+        Y = kernels.w4a16_matmul(X, layer.qweight, layer.scale, layer.zero_point, layer.g_idx, layer.bias,
+                                 out=poisoned(M, N, torch.float16), version=version)
+        check(Y, expected, torch.float16)
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_w4a16_split_k_adds_every_slice_and_the_bias_once(version):
+    M = 3 if version == 4 else 17
+    # 5 K tiles, 2 a slice: the last slice lies past K; v4 also takes its tiles 2 at a time (unroll)
+    config = Config(block_m=16, block_n=16, block_k=32, split_k=4, unroll=2)
+    layer = quant_layer(5, 160, 4, 32, False)
+    X = activations(5, M, 160, torch.float32)
+    Y = kernels.w4a16_matmul(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias,
+                             out=poisoned(M, N, torch.float32), version=version, config=config)
+    check(Y, kernels.w4a16_reference(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias),
+          torch.float32)
+
+
+def test_w4a16_wrapper_explains_bad_arguments():
+    layer = quant_layer(0, 96, 4, 24, False)
+    args = (layer.qweight, layer.scale, layer.zero_point)
+    X = activations(0, 3, 96, torch.float16)
+    for bad, message in [
+        (X.to(torch.int32), "float16, bfloat16 or float32"), (X[None], "must be 2-D"),
+        (X[:, :94], "needs 47 bytes per row"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            kernels.w4a16_matmul(bad, *args)
+    with pytest.raises(ValueError, match="packed uint8 stream"):
+        kernels.w4a16_matmul(X, layer.qweight, layer.scale, layer.zero_point[:-1])
+    with pytest.raises(ValueError, match="float16 \\[rows, n_groups\\]"):
+        kernels.w4a16_matmul(X, layer.qweight, layer.scale.float(), layer.zero_point)
+    with pytest.raises(ValueError, match="out must be a contiguous"):
+        kernels.w4a16_matmul(X, *args, out=torch.empty(3, N + 1, dtype=torch.float16, device=DEVICE))
+    with pytest.raises(ValueError, match="version must be"):
+        kernels.w4a16_matmul(X, *args, version=7)
+    if not CUDA:
+        with pytest.raises(ValueError, match="does not support bfloat16"):
+            kernels.w4a16_matmul(X.bfloat16(), *args)
+
+
+# ------------------------------------------------------------------ W8A16
+
+# (M, K, group_size, symmetric); v1 launches M * N programs, so its cases are smaller.
+W8_CASES = [(1, 100, "channel", True), (3, 72, "tensor", False), (17, 100, "channel", False), (3, 100, "tensor", True)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_w8a16_versions_match_reference(version, dtype):
+    for case, (M, K, group_size, symmetric) in enumerate(W8_CASES):
+        n_out = 6 if version == 1 else N
+        layer = quant_layer(case, K, 8, group_size, symmetric, bias=case % 2 == 0, n_out=n_out)
+        X = activations(case, M, K, dtype)
+        out = poisoned(M, n_out, dtype)
+        Y = kernels.w8a16_matmul(X, layer.qweight, layer.scale, layer.zero_point, layer.bias, out=out,
+                                 version=version)
+        expected = X.double() @ layer.dequantize_weight().double().T
+        if layer.bias is not None:
+            expected += layer.bias.double()
+        check(Y, expected, dtype, out)
+        ref = kernels.w8a16_reference(X, layer.qweight, layer.scale, layer.zero_point, layer.bias)
+        assert rel_error(ref, expected) < 1e-12
+
+
+def test_w8a16_rejects_grouped_scales():
+    layer = quant_layer(0, 96, 8, 32, True)
+    with pytest.raises(ValueError, match="one scale per output channel"):
+        kernels.w8a16_matmul(activations(0, 2, 96, torch.float16), layer.qweight, layer.scale, layer.zero_point)
+    assert not kernels.supports(layer) and kernels.supports(quant_layer(0, 96, 8, "channel", False))
+
+
+# ------------------------------------------------------------------ W8A8
+
+def test_quantize_per_token_matches_reference():
+    X = activations(0, 17, 1100, torch.float32) * torch.linspace(0.1, 10, 17, device=DEVICE)[:, None]
+    X[5] = 0  # an all-zero row gets scale 1 and codes 0
+    q, scale = kernels.quantize_per_token(X)
+    q_ref, scale_ref = kernels.quantize_per_token_reference(X)
+    assert torch.equal(scale, scale_ref) and scale[5] == 1
+    assert torch.equal(q, q_ref)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("version", [1, 2])
+def test_w8a8_matches_reference(version, dtype):
+    for case, M in enumerate((1, 3, 17)):
+        layer = quant_layer(case, 100, 8, "channel" if case else "tensor", True, bias=case != 1)
+        X = activations(case, M, 100, dtype)
+        out = poisoned(M, N, dtype)
+        Y = kernels.w8a8_linear(X, layer.qweight, layer.scale, layer.bias, out=out, version=version)
+        check(Y, kernels.w8a8_reference(X, layer.qweight, layer.scale, layer.bias), dtype, out)
+        # and close to the unquantized-activation product: per-token int8 costs well under 2%
+        dense = X.double() @ layer.dequantize_weight().double().T + (0 if layer.bias is None else layer.bias.double())
+        assert rel_error(Y, dense) < 0.02
+
+
+# ------------------------------------------------------------------ QuantLinear integration
+
+def test_kernel_hook_runs_the_kernels_on_any_leading_shape():
+    for n_bits, group_size, symmetric in [(4, 32, False), (4, "channel", True), (8, "channel", True)]:
+        layer = quant_layer(0, 96, n_bits, group_size, symmetric)
+        x = activations(1, 10, 96, torch.float32).reshape(2, 5, 96)
+        expected = torch.nn.functional.linear(x.double(), layer.dequantize_weight().double(), layer.bias.double())
+        layer.kernel = kernels.quant_linear_forward
+        y = layer(x)
+        assert y.shape == (2, 5, N) and rel_error(y, expected) < TOLERANCE[torch.float32]
+    layer = quant_layer(0, 96, 3, 32, False)
+    assert not kernels.supports(layer)
+    with pytest.raises(ValueError, match="No kernel for n_bits=3"):
+        kernels.quant_linear_forward(activations(0, 2, 96, torch.float32), layer)
+
+
+def test_w8a8_hook_needs_symmetric_8_bit_channels():
+    layer = quant_layer(0, 96, 8, "channel", True)
+    x = activations(2, 4, 96, torch.float16)
+    layer.kernel = kernels.w8a8_forward
+    check(layer(x), kernels.w8a8_reference(x, layer.qweight, layer.scale, layer.bias), torch.float16)
+    layer = quant_layer(0, 96, 4, 32, True)
+    with pytest.raises(ValueError, match="symmetric=True"):
+        kernels.w8a8_forward(x, layer)
+
+
+def random_llama(seed: int, hidden: int, intermediate: int, layers: int, vocab: int, heads: int, kv_heads: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(hidden_size=hidden, num_hidden_layers=layers, intermediate_size=intermediate,
+                         vocab_size=vocab, num_attention_heads=heads, num_key_value_heads=kv_heads,
+                         tie_word_embeddings=True)
+    return LlamaForCausalLM(config).eval()
+
+
+def kernel_vs_dequantize_logits(model, ids: torch.Tensor, hook) -> float:
+    """Relative difference of the logits: every QuantLinear through ``hook`` vs the dequantize path."""
+    layers = [m for m in model.modules() if isinstance(m, QuantLinear)]
+    with torch.no_grad():
+        with cached_dequantization(model):  # dense W_hat and F.linear, whatever the device
+            dense = model(ids).logits.double()
+        for layer in layers:
+            layer.kernel = hook
+        try:
+            fast = model(ids).logits
+        finally:
+            for layer in layers:
+                layer.kernel = None
+    return rel_error(fast, dense)
+
+
+def test_tiny_llama_w4_g64_same_logits_through_the_kernels():
+    from course_lib.rtn import RTNConfig, quantize_model
+
+    model = quantize_model(random_llama(0, 128, 256, 2, 100, 4, 2).to(DEVICE), RTNConfig(4, 64), progress=False)
+    ids = torch.randint(0, 100, (1, 12), generator=torch.Generator().manual_seed(0)).to(DEVICE)
+    assert kernel_vs_dequantize_logits(model, ids, kernels.quant_linear_forward) < 1e-5
+
+
+# ------------------------------------------------------------------ GPU only
+
+@gpu_only
+def test_forward_uses_the_kernels_on_cuda_only_when_it_can(monkeypatch):
+    from course_lib.kernels import dispatch
+
+    calls = []
+    original = dispatch.quant_linear_forward
+    monkeypatch.setattr(dispatch, "quant_linear_forward", lambda x, layer: calls.append(1) or original(x, layer))
+    layer = quant_layer(0, 96, 4, 32, False)
+    x = activations(0, 3, 96, torch.float16)
+    y = layer(x)
+    assert len(calls) == 1 and rel_error(y, x.double() @ layer.dequantize_weight().double().T
+                                         + layer.bias.double()) < TOLERANCE[torch.float16]
+    layer(x.clone().requires_grad_())  # autograd needs the dequantize path
+    with cached_dequantization(layer):
+        layer(x)
+    assert len(calls) == 1
+    quant_layer(0, 96, 3, 32, False)(x)  # 3 bits: no kernel
+    assert len(calls) == 1
+
+
+REAL_SHAPES = [(576, 1536, 64), (1536, 576, 64), (576, 576, 192), (4096, 4096, 128), (11008, 4096, 128)]
+
+
+@gpu_only
+@pytest.mark.parametrize("K, n_out, group_size", REAL_SHAPES)
+def test_tuned_configs_on_real_shapes(K, n_out, group_size):
+    """The tables' configs (split-K, block sizes) on the model's and the benchmark's shapes, M from 1 to 300."""
+    layers = [quant_layer(0, K, 4, group_size, False, n_out=n_out), quant_layer(1, K, 8, "channel", True, n_out=n_out)]
+    for layer in layers:
+        W_hat = layer.dequantize_weight().double()
+        for M in (1, 4, 5, 16, 64, 300):
+            for dtype in (torch.float16, torch.bfloat16):
+                X = activations(M, M, K, dtype)
+                check(kernels.quant_linear_forward(X, layer), X.double() @ W_hat.T + layer.bias.double(), dtype)
+                if layer.n_bits == 8:
+                    check(kernels.w8a8_forward(X, layer),
+                          kernels.w8a8_reference(X, layer.qweight, layer.scale, layer.bias), dtype)
+
+
+@gpu_only
+def test_smollm2_shaped_model_same_logits_through_the_kernels():
+    """SmolLM2-135M's architecture (hidden 576, intermediate 1536, 9/3 heads), random weights, W4 g64."""
+    from course_lib.rtn import RTNConfig, quantize_model
+
+    model = random_llama(0, 576, 1536, 4, 49152, 9, 3).to(DEVICE)
+    quantize_model(model, RTNConfig(4, 64), progress=False)
+    ids = torch.randint(0, 49152, (2, 64), generator=torch.Generator().manual_seed(0)).to(DEVICE)
+    assert kernel_vs_dequantize_logits(model, ids, None) < 1e-4  # hook None: forward picks the kernels
+    assert kernel_vs_dequantize_logits(model.half(), ids, None) < 1e-2
+
+
+@gpu_only
+def test_default_model_same_logits_through_the_kernels():
+    """The real default model, W4 g64 on every linear but lm_head, fp32 and fp16."""
+    from course_lib.models import load_model
+    from course_lib.rtn import RTNConfig, quantize_model
+
+    try:
+        model, tokenizer = load_model(device="cuda")
+    except FileNotFoundError as err:
+        pytest.skip(f"the default model is not installed here: {err}")
+    quantize_model(model, RTNConfig(4, 64), progress=False)
+    ids = tokenizer("The capital of France is the city of", return_tensors="pt").input_ids.cuda()
+    assert kernel_vs_dequantize_logits(model, ids, None) < 1e-4
+    assert kernel_vs_dequantize_logits(model.half(), ids, None) < 1e-2
