@@ -28,6 +28,7 @@ updates, no blocks, no Cholesky) the fast path is tested against.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -36,7 +37,8 @@ from torch import nn
 from .blockwise import check_calibration, record_inputs, run_block, sequential_blocks
 from .hessian import HessianAccumulator, inverse_hessian_factor
 from .quant_linear import QuantLinear
-from .quantize import QuantizedTensor, absmax_params, check_group_size, dequantize, quantize_with, zero_point_params
+from .quantize import (QuantizedTensor, absmax_params, check_group_size, dequantize, int_range, quantize_with,
+                       zero_point_params)
 from .rtn import RTNConfig, check_group_size_fits
 from .swap import find_linears, is_skipped
 from .wiring import wiring_for
@@ -60,6 +62,12 @@ class GPTQResult:
     group_size: int | str
     symmetric: bool
     damp_percent: float
+
+    def rows(self, start: int, end: int) -> "GPTQResult":
+        """The result for output rows [start, end): one layer out of a stacked call (not for "tensor")."""
+        zero_point = None if self.zero_point is None else self.zero_point[start:end]
+        return GPTQResult(self.q[start:end], self.scale[start:end], zero_point, self.g_idx, self.W_hat[start:end],
+                          self.n_bits, self.group_size, self.symmetric, self.damp_percent)
 
     def to_quant_linear(self, bias: torch.Tensor | None = None) -> QuantLinear:
         """A packed ``QuantLinear`` whose ``dequantize_weight()`` equals ``W_hat`` exactly."""
@@ -112,43 +120,69 @@ def gptq_quantize(
     block_size: int = 128, damp_percent: float = 0.01, act_order: bool = False, retry_damping: bool = True,
     scale_dtype: torch.dtype = torch.float16, name: str = "layer",
 ) -> GPTQResult:
-    """Quantize ``W`` [out, in] with GPTQ against the Hessian ``H`` [in, in] (float32 unless given float64)."""
+    """Quantize ``W`` [out, in] with GPTQ against the Hessian ``H`` [in, in] (float32 unless given float64).
+
+    Rows are independent given H, so several layers that read the same input (q, k, v) can be
+    quantized in one call on their stacked weights. Internally W is held transposed, [in, out],
+    so that each column is one contiguous row.
+    """
     dtype = torch.float64 if W.dtype == torch.float64 else torch.float32
     W, H, perm, group_len = _prepare(W.to(dtype), H.to(dtype), group_size, act_order)
     U, damp = inverse_hessian_factor(H, damp_percent, retry_damping, name)  # (H + λI)⁻¹ = Uᵀ U
+    with _one_thread():
+        return _solve(W, U, n_bits, group_size, symmetric, block_size, scale_dtype, perm, group_len, damp, dtype)
+
+
+@contextmanager
+def _one_thread():
+    """Run the column loop on one thread: its many small ops lose more to thread sync than they gain."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _solve(W, U, n_bits, group_size, symmetric, block_size, scale_dtype, perm, group_len, damp, dtype):
+    """The column loop of :func:`gptq_quantize` on prepared W [out, in] and U."""
     out_features, n_in = W.shape
     per_tensor = group_size == "tensor"
-    rows, n_groups = (1 if per_tensor else out_features), n_in // group_len
-    codes = torch.empty(out_features, n_in, dtype=torch.int8 if symmetric else torch.uint8, device=W.device)
-    W_hat = torch.empty_like(W)
-    scales = torch.empty(rows, n_groups, device=W.device)
-    zero_points = None if symmetric else torch.empty(rows, n_groups, dtype=torch.uint8, device=W.device)
+    qmin, qmax = int_range(n_bits, symmetric)
+    Wt = W.T.contiguous()  # [in, out]: row j is column j of W
+    codes = torch.empty(n_in, out_features, device=W.device)  # [in, out], float codes until the end
+    W_hat = torch.empty(n_in, out_features, dtype=dtype, device=W.device)  # [in, out]
+    scales, zero_points = [], []
     for i1 in range(0, n_in, block_size):
         i2 = min(i1 + block_size, n_in)
-        W1 = W[:, i1:i2].clone()  # [out, count]: this block, kept up to date column by column
-        Err1 = torch.zeros_like(W1)  # [out, count]: scaled errors, applied to W[:, i2:] once per block
+        W1 = Wt[i1:i2].clone()  # [count, out]: this block, kept up to date column by column
+        Err1 = torch.zeros_like(W1)  # [count, out]: scaled errors, applied to Wt[i2:] once per block
         U1 = U[i1:i2, i1:i2]
         for i in range(i2 - i1):
             j = i1 + i
             if j % group_len == 0:  # a group starts: fit its grid on the columns as updated so far
                 end = j + group_len
-                group = W1[:, i:min(end, i2) - i1]
+                group = W1[i:min(end, i2) - i1]  # [<= group_len, out]
                 if end > i2:  # columns past this block still owe it the pending update
-                    ahead = W[:, i2:end] - Err1[:, :i] @ U[i1:j, i2:end]
-                    group = torch.cat([group, ahead], dim=1)  # [out, group_len]
-                scale, zero_point = fit_grid(group, n_bits, symmetric, per_tensor, scale_dtype)
-                scales[:, j // group_len] = scale[:, 0]
-                if zero_point is not None:
-                    zero_points[:, j // group_len] = zero_point[:, 0]
-            w = W1[:, i:i + 1]  # [out, 1]
-            q = quantize_with(w, scale, zero_point, n_bits, symmetric)
-            w_hat = dequantize(q, scale, zero_point).to(dtype)
-            codes[:, j:j + 1], W_hat[:, j:j + 1] = q, w_hat
-            err = (w - w_hat) / U1[i, i]  # [out, 1]
-            W1[:, i:] -= err * U1[i:i + 1, i:]  # rank-1 OBS update inside the block
-            Err1[:, i:i + 1] = err
-        W[:, i2:] -= Err1 @ U[i1:i2, i2:]  # the lazy update of every later column, once per block
-    return _finish(codes, W_hat, scales, zero_points, perm, group_len, n_bits, group_size, symmetric, damp)
+                    group = torch.cat([group, Wt[i2:end] - U[i1:j, i2:end].T @ Err1[:i]])  # [group_len, out]
+                scale, zero_point = fit_grid(group.T, n_bits, symmetric, per_tensor, scale_dtype)  # [rows, 1]
+                scales.append(scale)
+                zero_points.append(zero_point)
+                step = scale[:, 0]  # [rows]
+                offset = zero_point[:, 0].float() if zero_point is not None else 0.0
+            w = W1[i]  # [out]
+            # round to the grid exactly as quantize_with / dequantize do (float32 arithmetic)
+            q = (torch.round(w.float() / step) + offset).clamp_(qmin, qmax)
+            w_hat = ((q - offset) * step).to(dtype)
+            codes[j], W_hat[j] = q, w_hat
+            err = (w - w_hat) / U1[i, i]  # [out]
+            W1[i:] -= U1[i, i:, None] * err[None, :]  # rank-1 OBS update inside the block
+            Err1[i] = err
+        Wt[i2:] -= U[i1:i2, i2:].T @ Err1  # the lazy update of every later column, once per block
+    codes = codes.T.to(torch.int8 if symmetric else torch.uint8)  # [out, in]
+    scale = torch.cat(scales, dim=1)  # [rows, n_groups]
+    zero_point = None if symmetric else torch.cat(zero_points, dim=1)
+    return _finish(codes, W_hat.T, scale, zero_point, perm, group_len, n_bits, group_size, symmetric, damp)
 
 
 @torch.no_grad()
@@ -242,20 +276,28 @@ def _block_stages(model: nn.Module, wiring, config: GPTQConfig) -> list[tuple[st
 
 
 def _quantize_stage(block, index, stage, H, config, prefix, results, on_layer, timings):
-    for local in stage:
-        name = f"{prefix}{index}.{local}"
-        if is_skipped(name, config.skip):
-            continue
-        linear = block.get_submodule(local)
+    """GPTQ the stage's linears against their shared H: stacked into one weight, one column loop."""
+    names = [local for local in stage if not is_skipped(f"{prefix}{index}.{local}", config.skip)]
+    if not names:
+        return
+    linears = [block.get_submodule(local) for local in names]
+    groups = [[i] for i in range(len(names))] if config.group_size == "tensor" else [list(range(len(names)))]
+    for members in groups:  # per-tensor grids span one layer, so those are not stacked
+        W = torch.cat([linears[i].weight.detach() for i in members])  # [sum of out, in]
         clock = time.perf_counter()
-        result = gptq_quantize(linear.weight.detach(), H, config.n_bits, config.group_size, config.symmetric,
-                               config.block_size, config.damp_percent, config.act_order, config.retry_damping,
-                               name=name)
+        stacked = gptq_quantize(W, H, config.n_bits, config.group_size, config.symmetric, config.block_size,
+                                config.damp_percent, config.act_order, config.retry_damping,
+                                name=f"{prefix}{index}.{'+'.join(names[i] for i in members)}")
         timings["gptq solve"] = timings.get("gptq solve", 0.0) + time.perf_counter() - clock
-        if on_layer is not None:
-            on_layer(name, linear.weight.detach(), H, result)
-        linear.weight.data.copy_(result.W_hat)  # later stages and blocks see the quantized layer
-        results[local] = result
+        start = 0
+        for i in members:
+            linear, end = linears[i], start + linears[i].out_features
+            result = stacked.rows(start, end)
+            start = end
+            if on_layer is not None:
+                on_layer(f"{prefix}{index}.{names[i]}", linear.weight.detach(), H, result)
+            linear.weight.data.copy_(result.W_hat)  # later stages and blocks see the quantized layer
+            results[names[i]] = result
 
 
 def quantize_model(

@@ -191,3 +191,15 @@ def test_capture_block_inputs_keeps_every_chunk(tiny_llama):
     embedded = model.model.embed_tokens(calib)
     assert torch.equal(torch.cat([chunk.hidden for chunk in inputs]), embedded)
     run_block(model.model.layers[0], inputs)  # the captured kwargs are enough to run the block
+
+
+def test_stacked_layers_equal_separate_calls():
+    """Rows are independent given H: q, k and v are quantized in one call on their stacked weights."""
+    W, H = correlated_layer(out_features=40, seed=8)
+    stacked = gptq_quantize(W.double(), H.double(), 4, 64, act_order=True)
+    for start, end in ((0, 16), (16, 40)):
+        alone = gptq_quantize(W[start:end].double(), H.double(), 4, 64, act_order=True)
+        part = stacked.rows(start, end)
+        assert torch.allclose(part.W_hat, alone.W_hat, atol=1e-9)
+        assert torch.equal(part.q, alone.q) and torch.equal(part.scale, alone.scale)
+        assert torch.equal(part.g_idx, alone.g_idx)
