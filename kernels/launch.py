@@ -58,6 +58,19 @@ def k_tiles_per_split(K: int, block_k: int, split_k: int) -> int:
     return triton.cdiv(triton.cdiv(K, block_k), split_k)
 
 
+def split_k_grid(M: int, N: int, K: int, block_m: int, block_n: int, block_k: int,
+                 split_k: int) -> tuple[tuple[int, int], int]:
+    """``(grid, k_tiles)`` of a split-K GEMM launch for Y [M, N] = X [M, K] @ W.T.
+
+    grid = (output tiles, split_k): axis 0 numbers the cdiv(M, block_m) * cdiv(N, block_n)
+    tiles of Y (``tile_coordinates`` maps a number to a tile), axis 1 the K slices. Slice s
+    loops over the k_tiles BLOCK_K tiles from s * k_tiles on; the last slice may run past K
+    (its loads are masked), so every program can use the same trip count.
+    """
+    grid = (triton.cdiv(M, block_m) * triton.cdiv(N, block_n), split_k)
+    return grid, k_tiles_per_split(K, block_k, split_k)
+
+
 def largest_power_of_two_dividing(n: int, cap: int) -> int:
     """2**j for the largest j with 2**j | n, at most ``cap`` (1 for odd n)."""
     return min(n & -n, cap)
@@ -78,3 +91,12 @@ def tile_coordinates(pid, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GR
     pid_m = first_m + (pid % width) % rows
     pid_n = (pid % width) // rows
     return pid_m, pid_n
+
+
+def tile_coordinates_reference(pid: int, M: int, N: int, block_m: int, block_n: int, group_m: int) -> tuple[int, int]:
+    """Slow reference for :func:`tile_coordinates` in plain Python: program id -> (row tile, column tile)."""
+    n_tiles_m, n_tiles_n = triton.cdiv(M, block_m), triton.cdiv(N, block_n)
+    width = group_m * n_tiles_n  # programs per band of group_m row tiles
+    first_m = (pid // width) * group_m
+    rows = min(n_tiles_m - first_m, group_m)  # the last band may be shorter
+    return first_m + (pid % width) % rows, (pid % width) // rows

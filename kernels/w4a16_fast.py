@@ -26,7 +26,7 @@ import triton
 import triton.language as tl
 
 from .decode import group_of_columns, load_scale, load_zero_point, split_nibbles
-from .launch import Config, k_tiles_per_split, largest_power_of_two_dividing, tile_coordinates
+from .launch import Config, k_tiles_per_split, largest_power_of_two_dividing, split_k_grid, tile_coordinates
 
 # GROUP_MODE, how a kernel finds the group of a column (tl.constexpr: readable inside the kernels)
 GROUP_PER_TILE = tl.constexpr(0)  # default g_idx, each K tile inside one group
@@ -180,9 +180,9 @@ def launch_v3_gemm(X, qweight, scale, zero, g_idx, bias, out, layout: dict, symm
     block_k = max(block_k, 32)  # two tl.dot of BLOCK_K / 2 >= 16 columns each
     split_k = config.split_k
     Y = _workspace(out, split_k)
-    grid = (triton.cdiv(M, config.block_m) * triton.cdiv(N, config.block_n), split_k)
+    grid, k_tiles = split_k_grid(M, N, K, config.block_m, config.block_n, block_k, split_k)
     w4a16_v3_gemm_kernel[grid](
-        X, qweight, scale, zero, g_idx, bias, Y, M, N, K, qweight.shape[1], k_tiles_per_split(K, block_k, split_k),
+        X, qweight, scale, zero, g_idx, bias, Y, M, N, K, qweight.shape[1], k_tiles,
         *layout.values(), X.stride(0), X.stride(1), Y.stride(0),
         SYMMETRIC=symmetric, HAS_BIAS=has_bias, GROUP_MODE=mode,
         DOT_PRECISION="ieee" if X.dtype == torch.float32 else "tf32",

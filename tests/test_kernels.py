@@ -13,10 +13,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-pytest.importorskip("triton")
+triton = pytest.importorskip("triton")
+tl = pytest.importorskip("triton.language")
 
 from course_lib import kernels  # noqa: E402
-from course_lib.kernels import checks, w4a16  # noqa: E402
+from course_lib.kernels import checks, launch, w4a16  # noqa: E402
 from course_lib.kernels.launch import Config  # noqa: E402
 from course_lib.quant_linear import QuantLinear, cached_dequantization  # noqa: E402
 
@@ -133,6 +134,29 @@ def test_w4a16_wrapper_explains_bad_arguments():
     if not CUDA:
         with pytest.raises(ValueError, match="does not support bfloat16"):
             kernels.w4a16_matmul(X.bfloat16(), *args)
+
+
+@triton.jit
+def _tile_coordinates_probe(out_ptr, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
+    """Writes launch.tile_coordinates(pid) of every program pid to out [n_programs, 2]."""
+    pid = tl.program_id(0)
+    pid_m, pid_n = launch.tile_coordinates(pid, M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    tl.store(out_ptr + 2 * pid, pid_m)
+    tl.store(out_ptr + 2 * pid + 1, pid_n)
+
+
+def test_launch_grid_and_tile_order_match_their_python_references():
+    """split_k_grid covers every output tile and K tile; the jitted tile_coordinates equals its Python reference."""
+    for M, N, K, bm, bn, bk, split_k, group_m in [(17, 40, 160, 16, 16, 32, 4, 8), (100, 70, 45, 16, 32, 64, 1, 2),
+                                                   (3, 130, 96, 16, 16, 32, 8, 4)]:
+        (tiles, slices), k_tiles = launch.split_k_grid(M, N, K, bm, bn, bk, split_k)
+        n_m, n_n = -(-M // bm), -(-N // bn)
+        assert tiles == n_m * n_n and slices == split_k and (k_tiles - 1) * split_k < -(-K // bk) <= k_tiles * split_k
+        out = torch.full((tiles, 2), -1, dtype=torch.int32, device=DEVICE)
+        _tile_coordinates_probe[(tiles,)](out, M, N, BLOCK_M=bm, BLOCK_N=bn, GROUP_M=group_m)
+        expected = [launch.tile_coordinates_reference(pid, M, N, bm, bn, group_m) for pid in range(tiles)]
+        assert out.tolist() == [list(t) for t in expected]
+        assert sorted(expected) == [(i, j) for i in range(n_m) for j in range(n_n)]  # every tile exactly once
 
 
 # ------------------------------------------------------------------ W8A16

@@ -19,6 +19,7 @@ def test_built_wheel_contents_and_import(repo, tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "course_lib/kernels/__init__.py" in names
     assert "course_lib/corpus_files/wiki.jsonl.xz" in names and "course_lib/corpus_files/NOTICE.md" in names
+    assert "course_lib/benchmark_results/h100-2026-11-27.json" in names
     assert not [n for n in names if n.startswith("kernels/")]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "quant-course = course_lib.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -26,9 +27,21 @@ def test_built_wheel_contents_and_import(repo, tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)
-    code = ("import course_lib, course_lib.kernels, course_lib.data as d; "
-            "assert course_lib.__file__.startswith(%r); print(len(d.documents('wiki', 'eval')))" % str(target))
+    code = ("import course_lib, course_lib.kernels, course_lib.data as d, json; from importlib import resources; "
+            "assert course_lib.__file__.startswith(%r); "
+            "json.loads((resources.files('course_lib.benchmark_results') / 'h100-2026-11-27.json').read_text()); "
+            "print(len(d.documents('wiki', 'eval')))" % str(target))
     done = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {code}"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) > 0
+
+
+def test_shipped_benchmark_results_are_copies_of_benchmarks_results(repo):
+    """course_lib/benchmark_results/*.json (read by notebook 09) equal benchmarks/results/ byte for byte."""
+    shipped = sorted((repo / "course_lib" / "benchmark_results").glob("*.json"))
+    assert shipped, "no recorded benchmark results are shipped with course_lib"
+    for path in shipped:
+        original = repo / "benchmarks" / "results" / path.name
+        assert original.exists() and original.read_bytes() == path.read_bytes(), (
+            f"{path} differs from {original}: copy the file over again")
