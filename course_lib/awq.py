@@ -32,7 +32,7 @@ from torch import nn
 
 from .activations import channel_stats
 from .awq_search import InputStats, clip_to, quantize_fp16, search_clip, search_scale
-from .blockwise import check_calibration, record_inputs, run_block, sequential_blocks
+from .blockwise import check_block_targets, check_calibration, record_inputs, run_block, sequential_blocks
 from .quant_linear import QuantLinear
 from .quantize import check_group_size
 from .rtn import RTNConfig, check_group_size_fits
@@ -179,22 +179,6 @@ class AWQConfig:
         object.__setattr__(self, "clip_skip", tuple(self.clip_skip))
 
 
-def _check_targets(model: nn.Module, wiring, config: AWQConfig) -> None:
-    """Every linear to quantize is inside a block, in a stage of the wiring, and fits group_size."""
-    targets = find_linears(model, config.skip)
-    prefix = wiring.blocks + "."
-    outside = [name for name, _ in targets if not name.startswith(prefix)]
-    if outside:
-        raise ValueError(f"AWQ quantizes the linears inside decoder blocks; {outside} are outside. Add them to skip "
-                         "(lm_head is tied to the embedding in SmolLM2) or quantize them with RTN afterwards.")
-    check_group_size_fits(targets, config.group_size)
-    staged = {name for stage in wiring.sequential for name in stage}
-    for name, _ in targets:
-        local = name[len(prefix):].split(".", 1)[1]
-        if local not in staged:
-            raise ValueError(f"Linear {name!r} is in no stage of the wiring's `sequential`; add it there.")
-
-
 def _tick(timings: dict, key: str, clock: float) -> float:
     now = time.perf_counter()
     timings[key] = timings.get(key, 0.0) + now - clock
@@ -215,7 +199,7 @@ def quantize_model(model: nn.Module, config: AWQConfig | None = None, *, calib: 
         raise ValueError(f"config must be an AWQConfig, got {type(config).__name__}.")
     calib = check_calibration(calib)
     wiring = wiring_for(model)
-    _check_targets(model, wiring, config)
+    check_block_targets(model, wiring, config.skip, config.group_size, "AWQ")
     timings = timings if timings is not None else {}
     prefix = wiring.blocks + "."
     q_args = (config.n_bits, config.group_size, config.symmetric)

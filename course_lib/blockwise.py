@@ -30,7 +30,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .quant_linear import cached_dequantization
-from .wiring import decoder_blocks
+from .rtn import check_group_size_fits
+from .swap import find_linears
+from .wiring import Wiring, decoder_blocks
 
 
 @dataclass
@@ -56,6 +58,27 @@ def check_calibration(calib) -> torch.Tensor:
     if calib.shape[0] == 0 or calib.shape[1] == 0:
         raise ValueError(f"The calibration set is empty (shape {tuple(calib.shape)}). {hint}")
     return calib
+
+
+def check_block_targets(model: nn.Module, wiring: Wiring, skip: tuple[str, ...], group_size, method: str) -> None:
+    """Every linear to quantize lies in a decoder block, in a stage of the wiring, and fits ``group_size``.
+
+    Raises a ValueError naming the first offender and what to change, before anything is modified.
+    """
+    targets = find_linears(model, skip)
+    prefix = wiring.blocks + "."
+    outside = [name for name, _ in targets if not name.startswith(prefix)]
+    if outside:
+        raise ValueError(
+            f"{method} quantizes the linears inside decoder blocks; {outside} are outside. Add them to skip "
+            "(lm_head is tied to the embedding in SmolLM2) or quantize them with RTN afterwards."
+        )
+    check_group_size_fits(targets, group_size)
+    staged = {name for stage in wiring.sequential for name in stage}
+    for name, _ in targets:
+        local = name[len(prefix):].split(".", 1)[1]
+        if local not in staged:
+            raise ValueError(f"Linear {name!r} is in no stage of the wiring's `sequential`; add it there.")
 
 
 def _model_device(model: nn.Module) -> torch.device:

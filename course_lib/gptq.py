@@ -34,13 +34,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .blockwise import check_calibration, record_inputs, run_block, sequential_blocks
+from .blockwise import check_block_targets, check_calibration, record_inputs, run_block, sequential_blocks
 from .hessian import HessianAccumulator, inverse_hessian_factor
 from .quant_linear import QuantLinear
 from .quantize import (QuantizedTensor, absmax_params, check_group_size, dequantize, int_range, quantize_with,
                        zero_point_params)
-from .rtn import RTNConfig, check_group_size_fits
-from .swap import find_linears, is_skipped
+from .rtn import RTNConfig
+from .swap import is_skipped
 from .wiring import wiring_for
 
 
@@ -256,25 +256,6 @@ class GPTQConfig:
                 raise ValueError(f"{field} must be True or False, got {getattr(self, field)!r}.")
 
 
-def _block_stages(model: nn.Module, wiring, config: GPTQConfig) -> list[tuple[str, ...]]:
-    """The wiring's stages (linears sharing one input), checked against the model, skips removed."""
-    targets = find_linears(model, config.skip)
-    prefix = wiring.blocks + "."
-    outside = [name for name, _ in targets if not name.startswith(prefix)]
-    if outside:
-        raise ValueError(
-            f"GPTQ quantizes the linears inside decoder blocks; {outside} are outside. Add them to skip "
-            "(lm_head is tied to the embedding in SmolLM2) or quantize them with RTN afterwards."
-        )
-    check_group_size_fits(targets, config.group_size)
-    staged = {name for stage in wiring.sequential for name in stage}
-    for name, _ in targets:
-        local = name[len(prefix):].split(".", 1)[1]
-        if local not in staged:
-            raise ValueError(f"Linear {name!r} is in no stage of the wiring's `sequential`; add it there.")
-    return [stage for stage in wiring.sequential]
-
-
 def _quantize_stage(block, index, stage, H, config, prefix, results, on_layer, timings):
     """GPTQ the stage's linears against their shared H: stacked into one weight, one column loop."""
     names = [local for local in stage if not is_skipped(f"{prefix}{index}.{local}", config.skip)]
@@ -316,7 +297,8 @@ def quantize_model(
         raise ValueError(f"config must be a GPTQConfig, got {type(config).__name__}.")
     calib = check_calibration(calib)
     wiring = wiring_for(model)
-    stages = _block_stages(model, wiring, config)
+    check_block_targets(model, wiring, config.skip, config.group_size, "GPTQ")
+    stages = list(wiring.sequential)
     timings = timings if timings is not None else {}
     prefix = wiring.blocks + "."
     for index, block, inputs in sequential_blocks(model, calib, config.batch_size, progress,
