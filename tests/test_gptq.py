@@ -6,7 +6,8 @@ import torch
 
 from course_lib.blockwise import capture_block_inputs, record_inputs, run_block
 from course_lib.gptq import GPTQConfig, gptq_quantize, gptq_quantize_reference, quantize_model
-from course_lib.hessian import HessianAccumulator, hessian_reference, inverse_hessian_factor, output_error
+from course_lib.hessian import (HessianAccumulator, hessian_reference, hessians_by_position, inverse_hessian_factor,
+                                output_error)
 from course_lib.quant_io import load_quantized, save_quantized
 from course_lib.quant_linear import QuantLinear
 from course_lib.quantize import quantize
@@ -100,6 +101,21 @@ def test_hessian_accumulator_matches_the_reference_over_chunks():
         HessianAccumulator(8).H
     with pytest.raises(ValueError, match="16 features"):
         HessianAccumulator(8).add(X)
+
+
+def test_hessians_by_position_split_the_layers_hessian_into_first_and_rest(tiny_llama):
+    model = tiny_llama()
+    ids = torch.randint(0, 100, (3, 9), generator=torch.Generator().manual_seed(0))
+    split = hessians_by_position(model, ids, batch_size=2)
+    assert "lm_head" not in split and len(split) == 2 * 7
+    name = "model.layers.1.mlp.down_proj"
+    whole = HessianAccumulator(128)
+    with torch.no_grad(), record_inputs({name: model.get_submodule(name)}, lambda n, x: whole.add(x)):
+        model(input_ids=ids, use_cache=False)
+    H_first, H_rest = split[name]
+    assert torch.allclose((H_first * 3 + H_rest * 24) / 27, whole.H, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="seq_len >= 2"):
+        hessians_by_position(model, ids[:, :1])
 
 
 def singular_hessian(n=16):
