@@ -11,8 +11,9 @@ medians (which flush L2 between runs, so the weight comes from memory as in a mo
     fp16        torch.matmul(X, W.T), W float16                                the baseline
     torch-int4  torch.ops.aten._weight_int4pack_mm, X bfloat16, same groups    PyTorch's int4 path
     W4A16       course_lib.kernels.w4a16_matmul, QuantLinear's packed 4 bits, group 128, zero points
-                (and for M >= 256 its v1 and v3 side by side: W4A16-v1, W4A16-v3)
-    W8A16       w8a16_matmul, int8 per channel
+                (and for M >= 256 its v1 and v3 side by side: W4A16-v1, W4A16-v3; for M = 1 the
+                previous GEMV, W4A16-v4, next to the one it picks)
+    W8A16       w8a16_matmul, int8 per channel (for M = 1 also the previous GEMV, W8A16-v3)
     W8A8        w8a8_linear (quantize X per token + int8 GEMM); "W8A8-gemm": X already quantized
 
 each twice: *eager* (one Python call per run) and *graph* (a CUDA-graph replay of that call,
@@ -170,6 +171,10 @@ def candidates(K: int, N: int, group_size: int, kernels, gen, configs: dict | No
                                                               version=1), w4["W_hat"]),
         "W4A16-v3": (w4_bytes, lambda X: kernels.w4a16_matmul(X, w4["qweight"], w4["scale"], w4["zero_point"],
                                                               version=3), w4["W_hat"]),
+        # the previous GEMVs at M = 1, next to the ones the wrappers pick now
+        "W4A16-v4": (w4_bytes, lambda X: kernels.w4a16_matmul(X, w4["qweight"], w4["scale"], w4["zero_point"],
+                                                              version=4), w4["W_hat"]),
+        "W8A16-v3": (w8_bytes, lambda X: kernels.w8a16_matmul(X, w8["qweight"], w8["scale"], version=3), w8["W_hat"]),
     }
     if int4 is None:
         del fns["torch-int4"]
@@ -187,7 +192,8 @@ def run_shape(M: int, K: int, N: int, fns: dict, weights: dict, kernels, quick: 
     X = torch.randn(M, K, generator=gen, device=DEVICE).half()
     w8 = weights["w8"]
     q_x, scale_x = kernels.quantize_per_token(X)
-    fns = {name: entry for name, entry in fns.items() if not name.startswith("W4A16-v") or M >= 256}
+    side_by_side = {"W4A16-v1": M >= 256, "W4A16-v3": M >= 256, "W4A16-v4": M == 1, "W8A16-v3": M == 1}
+    fns = {name: entry for name, entry in fns.items() if side_by_side.get(name, True)}
     fns["W8A8-gemm"] = (N * K + N * 2 + M * K + M * 4 - M * K * 2,  # q_x and scale_x instead of X
                         lambda X: kernels.w8a8_matmul(q_x, scale_x, w8["qweight"], w8["scale"]), w8["W_hat"])
     rows = []
@@ -215,12 +221,12 @@ def run_shape(M: int, K: int, N: int, fns: dict, weights: dict, kernels, quick: 
 
 def sweep_configs(kind: str, M: int):
     from course_lib.kernels.launch import Config
-    if kind == "W4A16" and M <= 4:  # GEMV; block_k is capped at the group (128) anyway
-        return [Config(block_n=bn, block_k=128, split_k=s, num_warps=w, num_stages=1, unroll=u)
-                for bn, w in [(32, 4), (64, 4), (128, 4), (128, 8)] for s in (1, 2, 4, 8) for u in (1, 2, 4)]
-    if kind == "W8A16" and M <= 4:
-        return [Config(block_n=bn, block_k=bk, split_k=s, num_warps=w, num_stages=1)
-                for bn, w in [(32, 4), (64, 4), (64, 8), (128, 8)] for bk in (128, 256, 512) for s in (1, 2, 4, 8)]
+    if kind == "W4A16" and M <= 4:  # GEMV v5: block_k = codes per K step, unroll = the most words in a chunk
+        return [Config(block_n=bn, block_k=bk, num_warps=w, num_stages=1, unroll=16)
+                for bn in (4, 8, 16, 32) for bk in (512, 1024, 2048) for w in (2, 4, 8)]
+    if kind == "W8A16" and M <= 4:  # GEMV v4: block_k = codes per K step
+        return [Config(block_n=bn, block_k=bk, num_warps=w, num_stages=1)
+                for bn in (4, 8, 16, 32) for bk in (256, 512, 1024) for w in (2, 4, 8)]
     if M <= 16:
         return [Config(block_m=16, block_n=bn, block_k=bk, split_k=s, num_warps=4, num_stages=4)
                 for bn in (32, 64, 128) for bk in (64, 128) for s in (1, 2, 4, 8)]
@@ -331,6 +337,7 @@ def main(argv=None) -> None:
     meta = dict(card=torch.cuda.get_device_name(), date=date.today().isoformat(), torch=torch.__version__,
                 triton=triton.__version__, cuda=torch.version.cuda, group_size=args.group_size,
                 command="python " + " ".join([sys.argv[0]] + (argv if argv is not None else sys.argv[1:])))
+    meta["commands"] = [meta["command"]]  # notebook 09 prints this list
     if args.sweep:
         meta["graph"] = args.graph
         results = sweep(args, kernels)

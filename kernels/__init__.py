@@ -6,8 +6,8 @@ is ever installed. Import it as ``from course_lib import kernels`` or
 ``import course_lib.kernels``. It needs ``triton``; ``course_lib`` itself does not, and
 ``QuantLinear`` imports this package only when a CUDA input reaches its forward.
 
-    w8a16   int8 weights, one scale per output channel        w8a16_matmul   (v1 naive, v2 GEMM, v3 GEMV)
-    w4a16   QuantLinear's packed 4-bit format                  w4a16_matmul   (v1 unfused ... v3 GEMM, v4 GEMV)
+    w8a16   int8 weights, one scale per output channel        w8a16_matmul   (v1 naive, v2 GEMM, v3-v4 GEMV)
+    w4a16   QuantLinear's packed 4-bit format                  w4a16_matmul   (v1 unfused ... v3 GEMM, v4-v5 GEMV)
     w8a8    int8 activations x int8 weights -> int32           quantize_per_token, w8a8_matmul, w8a8_linear
     dispatch  which kernel runs a QuantLinear                  quant_linear_forward, w8a8_forward (kernel hooks)
 

@@ -21,6 +21,7 @@ BLOCK_K] tile; the same helpers serve the transposed [BLOCK_K, BLOCK_N] tiles of
 """
 from __future__ import annotations
 
+import torch
 import triton
 import triton.language as tl
 
@@ -91,3 +92,81 @@ def group_of_columns(g_idx_ptr, k, K, group_len, FROM_G_IDX: tl.constexpr):
     if FROM_G_IDX:
         return tl.load(g_idx_ptr + k, mask=k < K, other=0)
     return k // group_len
+
+
+# ---------------------------------------------------------------- v5+: whole int32 words, no int -> float conversion
+#
+# An int -> float conversion (I2F) issues at a fraction of the float rate on an H100. W4A16 v5 and
+# W8A16 v4 never convert: they move a code into the top of the mantissa of a float whose exponent
+# is fixed, which gives an exact float in [1, 2) that is an affine function of the code:
+#
+#   float32 with bits 0x3F800000 | (c << 19), c < 16:   1 + c / 16     (nibble at mantissa bits 19..22)
+#   float32 with bits 0x3F800000 | (c << 15), c < 256:  1 + c / 256    (byte at mantissa bits 15..22)
+#
+# Taken out once per group, the offset costs nothing inside the code loop, and nothing cancels
+# badly: s * (16 * sum f x - (16 + z) * sum x) = s * sum (q - z) x (see w4a16_fast.w4a16_v5_gemv_kernel).
+
+
+def as_int32_words(qweight):
+    """qweight [N, K_bytes] (uint8 or int8) viewed as int32 words [N, K_bytes / 4], no copy; or None when a
+    row is not a whole number of aligned words (the kernels then read bytes and assemble the words)."""
+    if qweight.shape[1] % 4 or qweight.stride(1) != 1 or qweight.stride(0) % 4 or qweight.data_ptr() % 4:
+        return None
+    return qweight.view(torch.int32)
+
+
+@triton.jit
+def load_words(q_ptr, n, w, stride_qn, N, K_words, K_bytes, WORDS: tl.constexpr):
+    """int32 word w of row n: bytes 4w .. 4w+3 of the row, little-endian (byte 4w in bits 0..7).
+
+    q_ptr      # WORDS: qweight viewed as int32 [N, K_words]; else the uint8 bytes [N, K_bytes]
+    n, w       # broadcastable int index tensors: row, word
+    stride_qn  # elements of q_ptr between two rows (words when WORDS, bytes otherwise)
+    K_words    # words per row, cdiv(K_bytes, 4); words at or past it read as 0
+    K_bytes    # bytes per row; bytes at or past it read as 0 (the bytes path)
+    WORDS      # constexpr: one 4-byte load per word (rows a multiple of 4 bytes, aligned), or 4 byte loads
+    """
+    if WORDS:
+        word = tl.load(q_ptr + n * stride_qn + w, mask=(n < N) & (w < K_words), other=0)
+    else:
+        word = tl.zeros_like(n + w)  # [.., ..] int32
+        for b in tl.static_range(4):
+            byte = tl.load(q_ptr + n * stride_qn + 4 * w + b, mask=(n < N) & (4 * w + b < K_bytes), other=0)
+            word = word | (byte.to(tl.uint8, bitcast=True).to(tl.int32) << (8 * b))  # int8 codes: no sign extension
+    return word
+
+
+@triton.jit
+def split_last_8(x, D0: tl.constexpr, D1: tl.constexpr):
+    """x [D0, D1, 8] -> the 8 tensors x[:, :, i], i = 0..7, each [D0, D1] (three rounds of tl.split)."""
+    even, odd = tl.split(tl.reshape(x, (D0, D1, 4, 2)))  # i = 0, 2, 4, 6 / 1, 3, 5, 7
+    e04, e26 = tl.split(tl.reshape(even, (D0, D1, 2, 2)))  # i = 0, 4 / 2, 6
+    o15, o37 = tl.split(tl.reshape(odd, (D0, D1, 2, 2)))  # i = 1, 5 / 3, 7
+    x0, x4 = tl.split(e04)
+    x2, x6 = tl.split(e26)
+    x1, x5 = tl.split(o15)
+    x3, x7 = tl.split(o37)
+    return x0, x1, x2, x3, x4, x5, x6, x7
+
+
+@triton.jit
+def nibble_as_mantissa(word, i: tl.constexpr):
+    """1 + c / 16 as float32 (exact), c = the 4-bit code in nibble i (bits 4i .. 4i+3) of each int32 word."""
+    if 19 - 4 * i >= 0:  # move bits 4i .. 4i+3 to 19 .. 22, the top of the mantissa
+        bits = word << (19 - 4 * i)
+    else:
+        bits = word >> (4 * i - 19)
+    return ((bits & 0x00780000) | 0x3F800000).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def byte_as_mantissa(word, i: tl.constexpr, FLIP: tl.constexpr):
+    """1 + u / 256 as float32 (exact), u = byte i of each int32 word XOR FLIP.
+
+    FLIP = 0x80 turns a signed int8 code q into u = q + 128 (two's complement); 0 keeps a uint8 code.
+    """
+    if 15 - 8 * i >= 0:  # move bits 8i .. 8i+7 to 15 .. 22
+        bits = word << (15 - 8 * i)
+    else:
+        bits = word >> (8 * i - 15)
+    return (((bits & 0x007F8000) ^ (FLIP << 15)) | 0x3F800000).to(tl.float32, bitcast=True)

@@ -20,7 +20,11 @@ Versions, each correct on every shape, format and g_idx:
         fed to tl.dot; nothing but the packed bytes leaves memory
     v3  fast GEMM (w4a16_fast.py): one byte load gives two codes (even and odd columns meet the
         even and odd columns of X), one scale per tile when the tile sits in one group, split-K
-    v4  fast GEMV (w4a16_fast.py): no tl.dot, for M <= 4: [BLOCK_N, BLOCK_K / 2]-byte tiles, split-K
+    v4  fast GEMV (w4a16_fast.py): no tl.dot: [BLOCK_N, BLOCK_K / 2]-byte tiles, split-K
+    v5  faster GEMV (w4a16_fast.py): int32 words, codes decoded into float mantissas (no int -> float
+        conversion), the zero point and scale out of the code loop, the whole K per program: one launch
+
+Which version runs when ``version=None`` (measured on an H100): ``default_version`` below.
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ from . import checks, w4a16_fast
 from .decode import group_of_columns, load_nibble_codes, load_scale, load_zero_point
 from .launch import Config, pick
 
-GEMV_MAX_M = 4  # v4 up to this many rows, v3 beyond ...
+GEMV_MAX_M = 4  # v5 up to this many rows (a program per row: the same structure as v4, which it replaces), v3 ...
 UNFUSED_MIN_M = 1024  # ... and v1 from here: at prefill sizes the matmul is compute-bound, and decoding W
 # once into float16 for cuBLAS beats re-decoding every weight tile for every block of rows (measured on an H100)
 V1_V2_CONFIG = Config(block_m=32, block_n=64, block_k=64, num_warps=4, num_stages=3)
@@ -86,6 +90,11 @@ def w4a16_v2_kernel(
     tl.store(Y_ptr + rm[:, None] * stride_ym + n, acc.to(Y_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (n < N))
 
 
+def default_version(M: int) -> int:
+    """The version ``w4a16_matmul`` runs for M rows when none is asked for (the fastest on an H100)."""
+    return 5 if M <= GEMV_MAX_M else 3 if M < UNFUSED_MIN_M else 1
+
+
 def w4a16_reference(X, qweight, scale, zero_point=None, g_idx=None, bias=None) -> torch.Tensor:
     """Slow reference in float64, through course_lib.packing: W_hat[n, k] from the codes, then X @ W_hat.T."""
     K = X.shape[1]
@@ -105,9 +114,9 @@ def w4a16_matmul(X, qweight, scale, zero_point=None, g_idx=None, bias=None, out=
     """``X @ W_hat.T + bias`` [M, N] in X's dtype for QuantLinear's 4-bit format (module docstring).
 
     g_idx: pass None when it is the default ``arange(K) // group_len`` (the fast kernels then
-    compute groups instead of loading them); pass the tensor after act-order. version: 1..4
-    (None: v4 for M <= GEMV_MAX_M, v1 for M >= UNFUSED_MIN_M, else v3). config: a launch.Config (None: tables in
-    w4a16_fast on a GPU, a small one in the interpreter). out: optional [M, N] buffer.
+    compute groups instead of loading them); pass the tensor after act-order. version: 1..5 (None: v5 for
+    M <= GEMV_MAX_M, v1 for M >= UNFUSED_MIN_M, else v3). config: a launch.Config (None: tables in w4a16_fast
+    on a GPU, a small one in the interpreter). out: optional [M, N] buffer.
     """
     if qweight.dtype != torch.uint8 or qweight.dim() != 2:
         raise ValueError(f"qweight must be the uint8 [N, ceil(K/2)] of a 4-bit QuantLinear, got {qweight.dtype} "
@@ -129,17 +138,17 @@ def w4a16_matmul(X, qweight, scale, zero_point=None, g_idx=None, bias=None, out=
     out = checks.output_buffer(out, M, N, X.dtype, X.device)
     if M == 0:
         return out
-    version = version or (4 if M <= GEMV_MAX_M else 1 if M >= UNFUSED_MIN_M else 3)
-    if version not in (1, 2, 3, 4):
-        raise ValueError(f"version must be 1, 2, 3 or 4 (or None to choose by M), got {version!r}.")
+    version = version or default_version(M)
+    if version not in (1, 2, 3, 4, 5):
+        raise ValueError(f"version must be 1 to 5 (or None to choose by M), got {version!r}.")
     interpreted = checks.is_interpreted(w4a16_v2_kernel)
     if config is None:
         if interpreted:
-            config = INTERPRETER_CONFIG
+            config = INTERPRETER_CONFIG.with_(unroll=4) if version == 5 else INTERPRETER_CONFIG  # v5: chunks <= 4 words
         elif version in (1, 2):
             config = V1_V2_CONFIG
         else:
-            config = pick(w4a16_fast.GEMV_TABLE if version == 4 else w4a16_fast.GEMM_TABLE, M)
+            config = pick(w4a16_fast.TABLES[version], M)
     layout = dict(  # everything the kernels need to read the format, in their parameters' order
         group_len=K // n_groups, stride_qn=qweight.stride(0), stride_sn=scale.stride(0) if rows > 1 else 0,
         stride_sg=scale.stride(1), zero_row_stride=n_groups if rows > 1 else 0,
@@ -166,7 +175,7 @@ def w4a16_matmul(X, qweight, scale, zero_point=None, g_idx=None, bias=None, out=
                               BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
                               num_warps=config.num_warps, num_stages=config.num_stages)
         return out
-    launch = w4a16_fast.launch_v4_gemv if version == 4 else w4a16_fast.launch_v3_gemm
+    launch = {3: w4a16_fast.launch_v3_gemm, 4: w4a16_fast.launch_v4_gemv, 5: w4a16_fast.launch_v5_gemv}[version]
     launch(X, *tensors, bias_arg, out, layout, symmetric=zero_point is None, has_g_idx=g_idx is not None,
            has_bias=bias is not None, config=config)
     return out

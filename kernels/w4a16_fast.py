@@ -1,7 +1,7 @@
-"""W4A16, the fast versions: v3 (tiled GEMM, tl.dot) and v4 (GEMV, no tl.dot) for small M.
+"""W4A16, the fast versions: v3 (tiled GEMM, tl.dot), v4 and v5 (GEMV, no tl.dot).
 
 Shapes and the format are in w4a16.py, whose ``w4a16_matmul`` checks the arguments and
-calls ``launch_v3_gemm`` / ``launch_v4_gemv`` here. What makes them faster than v2:
+calls ``launch_v3_gemm`` / ``launch_v4_gemv`` / ``launch_v5_gemv`` here. What makes v3 and v4 faster than v2:
 
 * One byte load, two codes. A byte holds the codes of columns 2j (low nibble) and 2j+1
   (high nibble). Instead of loading every byte twice and shifting per code (v2), load a
@@ -18,6 +18,20 @@ calls ``launch_v3_gemm`` / ``launch_v4_gemv`` here. What makes them faster than 
   16-byte loads.
 * Split-K. With few rows (M small) there are few output tiles; split_k programs per tile
   each take a slice of K and add into a float32 workspace, so the whole GPU streams the weight.
+
+v5 (GEMV) goes further, because on an H100 v4 was bound by instructions and latency, not by
+memory (benchmarks/results/h100-2026-11-27.md):
+
+* Whole words. v5 views qweight as int32 words when its rows are a multiple of 4 bytes (a
+  view, no copy; else it assembles each word from 4 byte loads): one 16-byte load per thread
+  brings 32 codes, and X arrives as [chunks, words, 8] tiles split into x_i = X[8w + i].
+* No int -> float conversion. The code goes into the mantissa of a float whose exponent is
+  fixed (decode.py): a shift and a mask per code give f = 1 + q / 16 exactly.
+* The zero point and the scale leave the inner loop:
+      sum_k (q_k - z) x_k s = s * (16 * sum_k f_k x_k - (16 + z) * sum_k x_k)
+  so v5 does one FMA per code, and per (row, chunk of a group) two more for the scale.
+* One launch. v5 streams the whole K per program: no split-K, no workspace, no memset or copy
+  kernel; the loads of the next K step are issued before the current one is computed.
 """
 from __future__ import annotations
 
@@ -25,13 +39,15 @@ import torch
 import triton
 import triton.language as tl
 
-from .decode import group_of_columns, load_scale, load_zero_point, split_nibbles
+from .decode import (as_int32_words, group_of_columns, load_scale, load_words, load_zero_point,
+                     nibble_as_mantissa, split_last_8, split_nibbles)
 from .launch import Config, k_tiles_per_split, largest_power_of_two_dividing, split_k_grid, tile_coordinates
 
 # GROUP_MODE, how a kernel finds the group of a column (tl.constexpr: readable inside the kernels)
 GROUP_PER_TILE = tl.constexpr(0)  # default g_idx, each K tile inside one group
 GROUP_PER_COLUMN = tl.constexpr(1)  # default g_idx, group k // group_len computed per column
 GROUP_FROM_G_IDX = tl.constexpr(2)  # act-order: group g_idx[k] loaded per column
+GROUP_PER_CHUNK = tl.constexpr(3)  # v5, default g_idx: each chunk of CHUNK_WORDS words inside one group
 
 # (max M, config), from benchmarks/kernels.py --sweep on an H100 (4096^2 and 8192^2, group 128): M <= 16 from
 # the CUDA-graph sweep of benchmarks/results/h100-2026-11-27 (the configs its table ran), larger M from an eager one
@@ -42,6 +58,10 @@ GEMM_TABLE = [
     (256, Config(block_m=128, block_n=64, block_k=128, split_k=1, num_warps=8, num_stages=4)),
     (1 << 62, Config(block_m=128, block_n=128, block_k=64, split_k=1, num_warps=4, num_stages=3)),
 ]
+# v5: one config for every M it runs (M <= w4a16.GEMV_MAX_M), from the CUDA-graph timings of
+# benchmarks/results/h100-2026-11-27-v2.md (best geometric mean over the four benchmark shapes at M = 1)
+GEMV_V5_TABLE = [(1 << 62, Config(block_n=8, block_k=1024, num_warps=4, num_stages=1, unroll=16))]
+TABLES = {3: GEMM_TABLE, 4: GEMV_TABLE, 5: GEMV_V5_TABLE}  # version -> (max M, config) rows
 
 
 @triton.jit
@@ -213,3 +233,133 @@ def launch_v4_gemv(X, qweight, scale, zero, g_idx, bias, out, layout: dict, symm
     )
     if split_k > 1:
         out.copy_(Y)
+
+
+# ---------------------------------------------------------------- v5 (GEMV)
+
+@triton.jit
+def w4a16_v5_gemv_kernel(
+    X_ptr, q_ptr, scale_ptr, zero_ptr, g_idx_ptr, bias_ptr, Y_ptr,  # q_ptr: qweight as int32 words, or its bytes
+    N, K, K_words, K_bytes,  # K_bytes = ceil(K / 2) bytes per row of qweight, K_words = cdiv(K_bytes, 4)
+    group_len, stride_qn, stride_sn, stride_sg, zero_row_stride,  # stride_qn: elements of q_ptr between rows
+    stride_xm, stride_xk, stride_ym,
+    WORDS: tl.constexpr,  # q_ptr holds int32 words (rows a multiple of 4 bytes), else bytes read 4 at a time
+    SYMMETRIC: tl.constexpr, HAS_BIAS: tl.constexpr, GROUP_MODE: tl.constexpr,
+    BLOCK_N: tl.constexpr,  # rows of W (outputs) per program
+    CHUNKS: tl.constexpr, CHUNK_WORDS: tl.constexpr,  # a K step: CHUNKS chunks of CHUNK_WORDS words (8 codes a word)
+):
+    """v5: program (row m, n-block) streams the whole of K for BLOCK_N outputs: one launch, no workspace.
+
+    X [M, K], words [N, K_words] int32 (word w of a row holds codes 8w .. 8w+7, nibble i = code 8w + i),
+    Y [M, N]. A K step loads a [BLOCK_N, CHUNKS, CHUNK_WORDS] tile of words and the matching
+    [CHUNKS, CHUNK_WORDS, 8] tile of X, split into x_i = X[8w + i] (decode.split_last_8). With
+    GROUP_PER_CHUNK the launcher picks CHUNK_WORDS so that a chunk lies inside one group: one scale
+    and one zero point per (row, chunk), and with f = 1 + q / 16 (exact, decode.nibble_as_mantissa:
+    a shift and a mask, no int -> float conversion)
+        sum_k (q_k - z) x_k s = 16 s * sum_k f_k x_k - s (16 + z) * sum_k x_k
+    the code loop is one FMA per code. Otherwise (act-order g_idx, or groups that split a word)
+    every code looks up its own group: correct, slower.
+    """
+    m, pid_n = tl.program_id(0), tl.program_id(1)
+    n = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N))[:, None, None]  # [BLOCK_N, 1, 1]
+    chunk = tl.arange(0, CHUNKS)[None, :, None]  # [1, CHUNKS, 1]
+    cx = tl.arange(0, CHUNKS)[:, None, None]  # the X tile [CHUNKS, CHUNK_WORDS, 8]: (chunk, word, nibble)
+    wx = tl.arange(0, CHUNK_WORDS)[None, :, None]
+    ix = tl.arange(0, 8)[None, None, :]
+    STEP: tl.constexpr = CHUNKS * CHUNK_WORDS  # words per K step
+    w_step = chunk * CHUNK_WORDS + tl.arange(0, CHUNK_WORDS)[None, None, :]  # [1, CHUNKS, CHUNK_WORDS], in a step
+    k_step = 8 * (cx * CHUNK_WORDS + wx) + ix  # [CHUNKS, CHUNK_WORDS, 8]: the columns of a step's codes
+    X_row = X_ptr + m * stride_xm
+    # software pipelining by hand: the loads of step t + 1 are issued before step t is computed
+    word_next = load_words(q_ptr, n, w_step, stride_qn, N, K_words, K_bytes, WORDS)  # [BLOCK_N, CHUNKS, CHUNK_WORDS]
+    x_next = tl.load(X_row + k_step * stride_xk, mask=k_step < K, other=0.0)  # [CHUNKS, CHUNK_WORDS, 8]
+    acc = tl.zeros((BLOCK_N, CHUNKS, CHUNK_WORDS), tl.float32)  # reduced once, after the loop
+    for w0 in range(0, K_words, STEP):
+        word, x = word_next, x_next.to(tl.float32)
+        # the next step's loads; past the end of K (last step) they are masked off and move nothing
+        word_next = load_words(q_ptr, n, w0 + STEP + w_step, stride_qn, N, K_words, K_bytes, WORDS)
+        x_next = tl.load(X_row + (8 * (w0 + STEP) + k_step) * stride_xk, mask=8 * (w0 + STEP) + k_step < K, other=0.0)
+        first = w0 + chunk * CHUNK_WORDS  # [1, CHUNKS, 1]: the first word of each chunk
+        w = w0 + w_step  # [1, CHUNKS, CHUNK_WORDS]
+        x0, x1, x2, x3, x4, x5, x6, x7 = split_last_8(x, CHUNKS, CHUNK_WORDS)  # x_i [CHUNKS, CHUNK_WORDS]
+        if GROUP_MODE == GROUP_PER_CHUNK:
+            in_bounds = (n < N) & (first < K_words)
+            g = first * 8 // group_len  # [1, CHUNKS, 1]: the group of every code of the chunk
+            scale = load_scale(scale_ptr, n, g, stride_sn, stride_sg, in_bounds)  # [BLOCK_N, CHUNKS, 1]
+            zero_point = load_zero_point(zero_ptr, n, g, zero_row_stride, in_bounds, 4, SYMMETRIC).to(tl.float32)
+            fx = nibble_as_mantissa(word, 0) * x0[None]  # sum_i f_i x_i over the 8 codes of each word
+            fx += nibble_as_mantissa(word, 1) * x1[None]
+            fx += nibble_as_mantissa(word, 2) * x2[None]
+            fx += nibble_as_mantissa(word, 3) * x3[None]
+            fx += nibble_as_mantissa(word, 4) * x4[None]
+            fx += nibble_as_mantissa(word, 5) * x5[None]
+            fx += nibble_as_mantissa(word, 6) * x6[None]
+            fx += nibble_as_mantissa(word, 7) * x7[None]
+            x_sum = (x0 + x1 + x2 + x3 + x4 + x5 + x6 + x7)[None]  # [1, CHUNKS, CHUNK_WORDS]
+            acc += (16.0 * scale) * fx - (scale * (16.0 + zero_point)) * x_sum
+        else:
+            acc += _v5_codes_times_x(word, 0, x0, w, n, N, K, g_idx_ptr, scale_ptr, zero_ptr, group_len, stride_sn,
+                                     stride_sg, zero_row_stride, SYMMETRIC, GROUP_MODE)
+            acc += _v5_codes_times_x(word, 1, x1, w, n, N, K, g_idx_ptr, scale_ptr, zero_ptr, group_len, stride_sn,
+                                     stride_sg, zero_row_stride, SYMMETRIC, GROUP_MODE)
+            acc += _v5_codes_times_x(word, 2, x2, w, n, N, K, g_idx_ptr, scale_ptr, zero_ptr, group_len, stride_sn,
+                                     stride_sg, zero_row_stride, SYMMETRIC, GROUP_MODE)
+            acc += _v5_codes_times_x(word, 3, x3, w, n, N, K, g_idx_ptr, scale_ptr, zero_ptr, group_len, stride_sn,
+                                     stride_sg, zero_row_stride, SYMMETRIC, GROUP_MODE)
+            acc += _v5_codes_times_x(word, 4, x4, w, n, N, K, g_idx_ptr, scale_ptr, zero_ptr, group_len, stride_sn,
+                                     stride_sg, zero_row_stride, SYMMETRIC, GROUP_MODE)
+            acc += _v5_codes_times_x(word, 5, x5, w, n, N, K, g_idx_ptr, scale_ptr, zero_ptr, group_len, stride_sn,
+                                     stride_sg, zero_row_stride, SYMMETRIC, GROUP_MODE)
+            acc += _v5_codes_times_x(word, 6, x6, w, n, N, K, g_idx_ptr, scale_ptr, zero_ptr, group_len, stride_sn,
+                                     stride_sg, zero_row_stride, SYMMETRIC, GROUP_MODE)
+            acc += _v5_codes_times_x(word, 7, x7, w, n, N, K, g_idx_ptr, scale_ptr, zero_ptr, group_len, stride_sn,
+                                     stride_sg, zero_row_stride, SYMMETRIC, GROUP_MODE)
+    y = tl.sum(tl.sum(acc, axis=2), axis=1)  # [BLOCK_N]
+    n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    if HAS_BIAS:
+        y += tl.load(bias_ptr + n, mask=n < N, other=0.0).to(tl.float32)
+    tl.store(Y_ptr + m * stride_ym + n, y.to(Y_ptr.dtype.element_ty), mask=n < N)
+
+
+@triton.jit
+def _v5_codes_times_x(word, i: tl.constexpr, x, w, n, N, K, g_idx_ptr, scale_ptr, zero_ptr, group_len, stride_sn,
+                      stride_sg, zero_row_stride, SYMMETRIC: tl.constexpr, GROUP_MODE: tl.constexpr):
+    """v5's slow path: (q - z) * s * x for nibble i of every word, each code looking up its own group."""
+    k = 8 * w + i  # [1, CHUNKS, CHUNK_WORDS]: the column of nibble i
+    g = group_of_columns(g_idx_ptr, k, K, group_len, GROUP_MODE == GROUP_FROM_G_IDX)
+    valid = (n < N) & (k < K)
+    scale = load_scale(scale_ptr, n, g, stride_sn, stride_sg, valid)  # [BLOCK_N, CHUNKS, CHUNK_WORDS]
+    zero_point = load_zero_point(zero_ptr, n, g, zero_row_stride, valid, 4, SYMMETRIC).to(tl.float32)
+    return ((nibble_as_mantissa(word, i) * 16.0 - (16.0 + zero_point)) * scale) * x[None]  # 16 f - 16 = q
+
+
+def _v5_group_mode(has_g_idx: bool, group_len: int, words: int) -> tuple[int, int]:
+    """(GROUP_MODE, CHUNK_WORDS) of v5: the widest power-of-two chunk of words (at most ``words``) inside one
+    group, or per-code group lookups when a word can straddle two groups or g_idx is given."""
+    if not has_g_idx and group_len % 8 == 0:
+        return GROUP_PER_CHUNK.value, largest_power_of_two_dividing(group_len // 8, words)
+    return (GROUP_FROM_G_IDX if has_g_idx else GROUP_PER_COLUMN).value, words
+
+
+def launch_v5_gemv(X, qweight, scale, zero, g_idx, bias, out, layout: dict, symmetric: bool, has_g_idx: bool,
+                   has_bias: bool, config: Config) -> None:
+    """Launch v5 on checked arguments: grid (M, n-blocks), M fastest so rows share weight tiles in L2.
+
+    config.block_n: outputs per program; config.block_k: codes per K step (CHUNKS * CHUNK_WORDS * 8);
+    config.unroll: the most words in a chunk (16: a chunk is a whole group of 128).
+    """
+    M, K = X.shape
+    N, K_bytes = qweight.shape
+    words = as_int32_words(qweight)
+    q = words if words is not None else qweight
+    words_per_step = max(config.block_k // 8, 1)
+    mode, chunk_words = _v5_group_mode(has_g_idx, layout["group_len"], min(config.unroll, words_per_step))
+    grid = (M, triton.cdiv(N, config.block_n))
+    w4a16_v5_gemv_kernel[grid](
+        X, q, scale, zero, g_idx, bias, out, N, K, triton.cdiv(K_bytes, 4), K_bytes,
+        layout["group_len"], q.stride(0), layout["stride_sn"], layout["stride_sg"], layout["zero_row_stride"],
+        X.stride(0), X.stride(1), out.stride(0),
+        WORDS=words is not None, SYMMETRIC=symmetric, HAS_BIAS=has_bias, GROUP_MODE=mode,
+        BLOCK_N=config.block_n, CHUNKS=max(words_per_step // chunk_words, 1), CHUNK_WORDS=chunk_words,
+        num_warps=config.num_warps, num_stages=config.num_stages,
+    )

@@ -19,6 +19,9 @@ Versions, each correct on every shape:
     v2  GEMM: [BLOCK_M, BLOCK_N] tiles through tl.dot; int8 -> X's dtype in registers, split-K
     v3  GEMV: no tl.dot for M <= 4: a program per (row m, BLOCK_N outputs, K slice), a 2-D
         accumulator reduced once at the end, split-K
+    v4  faster GEMV: int32 words (4 codes a load), each code decoded into a float mantissa (no
+        int -> float conversion), the zero point out of the code loop, the whole K per program:
+        one launch, no workspace
 """
 from __future__ import annotations
 
@@ -27,9 +30,10 @@ import triton
 import triton.language as tl
 
 from . import checks
+from .decode import as_int32_words, byte_as_mantissa, load_words
 from .launch import Config, k_tiles_per_split, pick, tile_coordinates
 
-GEMV_MAX_M = 4  # v3 up to this many rows, v2 beyond
+GEMV_MAX_M = 4  # v4 up to this many rows, v2 beyond
 # (max M, config), from benchmarks/kernels.py --sweep on an H100 (4096^2 and 8192^2): M <= 16 from the
 # CUDA-graph sweep of benchmarks/results/h100-2026-11-27 (the configs its table ran), larger M from an eager one
 GEMV_TABLE = [(GEMV_MAX_M, Config(block_n=64, block_k=128, split_k=8, num_warps=8, num_stages=1))]
@@ -39,6 +43,9 @@ GEMM_TABLE = [
     (256, Config(block_m=128, block_n=64, block_k=64, split_k=1, num_warps=8, num_stages=4)),
     (1 << 62, Config(block_m=128, block_n=128, block_k=64, split_k=1, num_warps=8, num_stages=3)),
 ]
+# v4: BLOCK_N outputs per program, block_k = codes per K step (4 a word); from the CUDA-graph timings of
+# benchmarks/results/h100-2026-11-27-v2.md (best geometric mean over the four benchmark shapes at M = 1)
+GEMV_V4_TABLE = [(1 << 62, Config(block_n=8, block_k=1024, num_warps=4, num_stages=1))]
 INTERPRETER_CONFIG = Config(block_m=16, block_n=32, block_k=32, split_k=1, num_warps=4, num_stages=1)
 
 
@@ -127,6 +134,59 @@ def w8a16_v3_gemv_kernel(
         tl.atomic_add(Y_ptr + m * stride_ym + n, y, mask=n < N)
 
 
+@triton.jit
+def w8a16_v4_gemv_kernel(
+    X_ptr, q_ptr, scale_ptr, zero_ptr, bias_ptr, Y_ptr,  # as v1; q_ptr: qweight as int32 words, or its bytes
+    N, K, K_words,  # K_words = cdiv(K, 4) words per row (word w holds codes 4w .. 4w+3, byte i = code 4w + i)
+    stride_xm, stride_xk, stride_qn, stride_sn, stride_zn, stride_ym,  # stride_qn: elements of q_ptr between rows
+    WORDS: tl.constexpr,  # q_ptr holds int32 words (K a multiple of 4), else bytes read 4 at a time
+    HAS_ZERO: tl.constexpr, HAS_BIAS: tl.constexpr,
+    BLOCK_N: tl.constexpr, BLOCK_W: tl.constexpr,  # outputs per program, words per K step
+):
+    """v4: program (row m, n-block) streams [BLOCK_N, K] of the weight, BLOCK_W words a step; one launch.
+
+    With u = the stored byte (XOR 0x80 for signed codes: u = q + 128) and z' = the zero point
+    (128 for signed codes), f = 1 + u / 256 is exact (decode.byte_as_mantissa) and
+        sum_k (u_k - z') x_k = 256 * sum_k (f_k - (1 + z' / 256)) x_k,
+    accumulated per step as sum_i f_i x_i - (1 + z' / 256) * sum_i x_i: one FMA per code, and no
+    large sum cancels at the end. The scale multiplies each output once.
+    """
+    m, pid_n = tl.program_id(0), tl.program_id(1)
+    n = (pid_n * BLOCK_N + tl.arange(0, BLOCK_N))[:, None]  # [BLOCK_N, 1]
+    if HAS_ZERO:
+        zero_point = tl.load(zero_ptr + n * stride_zn, mask=n < N, other=0).to(tl.float32)
+    else:
+        zero_point = tl.full((BLOCK_N, 1), 128.0, tl.float32)
+    offset = 1.0 + zero_point / 256.0  # exact: at most 9 significant bits
+    FLIP: tl.constexpr = 0 if HAS_ZERO else 0x80
+    acc = tl.zeros((BLOCK_N, BLOCK_W), tl.float32)  # reduced once, after the loop
+    w_step = tl.arange(0, BLOCK_W)[None, :]  # [1, BLOCK_W]: the words of a step
+    k_step = 4 * tl.arange(0, BLOCK_W)[:, None] + tl.arange(0, 4)[None, :]  # the X tile [BLOCK_W, 4]: (word, byte)
+    X_row = X_ptr + m * stride_xm
+    # software pipelining by hand: the loads of step t + 1 are issued before step t is computed
+    word_next = load_words(q_ptr, n, w_step, stride_qn, N, K_words, K, WORDS)  # [BLOCK_N, BLOCK_W] int32
+    x_next = tl.load(X_row + k_step * stride_xk, mask=k_step < K, other=0.0)
+    for w0 in range(0, K_words, BLOCK_W):
+        word, x = word_next, x_next.to(tl.float32)
+        # the next step's loads; past the end of K (last step) they are masked off and move nothing
+        word_next = load_words(q_ptr, n, w0 + BLOCK_W + w_step, stride_qn, N, K_words, K, WORDS)
+        x_next = tl.load(X_row + (4 * (w0 + BLOCK_W) + k_step) * stride_xk, mask=4 * (w0 + BLOCK_W) + k_step < K,
+                         other=0.0)
+        x_lo, x_hi = tl.split(tl.reshape(x, (BLOCK_W, 2, 2)))  # bytes 0, 2 / 1, 3 of each word: [BLOCK_W, 2]
+        x0, x2 = tl.split(x_lo)  # [BLOCK_W]
+        x1, x3 = tl.split(x_hi)
+        fx = byte_as_mantissa(word, 0, FLIP) * x0[None, :]  # sum_i f_i x_i over the 4 codes of each word
+        fx += byte_as_mantissa(word, 1, FLIP) * x1[None, :]
+        fx += byte_as_mantissa(word, 2, FLIP) * x2[None, :]
+        fx += byte_as_mantissa(word, 3, FLIP) * x3[None, :]
+        acc += fx - offset * (x0 + x1 + x2 + x3)[None, :]
+    n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    y = tl.sum(acc, axis=1) * (256.0 * tl.load(scale_ptr + n * stride_sn, mask=n < N, other=0.0).to(tl.float32))
+    if HAS_BIAS:
+        y += tl.load(bias_ptr + n, mask=n < N, other=0.0).to(tl.float32)
+    tl.store(Y_ptr + m * stride_ym + n, y.to(Y_ptr.dtype.element_ty), mask=n < N)
+
+
 def w8a16_reference(X, qweight, scale, zero_point=None, bias=None) -> torch.Tensor:
     """Slow reference in float64: decode W_hat = (q - zero_point) * scale, then X @ W_hat.T + bias."""
     W_hat = qweight.double()  # [N, K]
@@ -140,7 +200,7 @@ def w8a16_reference(X, qweight, scale, zero_point=None, bias=None) -> torch.Tens
 def w8a16_matmul(X, qweight, scale, zero_point=None, bias=None, out=None, version=None, config=None):
     """``X @ ((q - zero_point) * scale).T + bias`` [M, N] in X's dtype (shapes in the module docstring).
 
-    version: 1, 2 or 3 (None: v3 for M <= GEMV_MAX_M, else v2); config: a launch.Config
+    version: 1 to 4 (None: v4 for M <= GEMV_MAX_M, else v2); config: a launch.Config
     (None: this module's table on a GPU, a small one in the interpreter); out: an optional
     [M, N] buffer of X's dtype that every element of is written.
     """
@@ -163,18 +223,28 @@ def w8a16_matmul(X, qweight, scale, zero_point=None, bias=None, out=None, versio
     out = checks.output_buffer(out, M, N, X.dtype, X.device)
     if M == 0:
         return out
-    version = version or (3 if M <= GEMV_MAX_M else 2)
-    if version not in (1, 2, 3):
-        raise ValueError(f"version must be 1, 2 or 3 (or None to choose by M), got {version!r}.")
+    version = version or (4 if M <= GEMV_MAX_M else 2)
+    if version not in (1, 2, 3, 4):
+        raise ValueError(f"version must be 1, 2, 3 or 4 (or None to choose by M), got {version!r}.")
     interpreted = checks.is_interpreted(w8a16_v1_kernel)
     if config is None:
-        config = INTERPRETER_CONFIG if interpreted else pick(GEMV_TABLE if version == 3 else GEMM_TABLE, M)
+        tables = {1: GEMM_TABLE, 2: GEMM_TABLE, 3: GEMV_TABLE, 4: GEMV_V4_TABLE}
+        config = INTERPRETER_CONFIG if interpreted else pick(tables[version], M)
     args = (X, qweight, scale, zero_point if zero_point is not None else scale, bias if bias is not None else scale)
     strides = (X.stride(0), X.stride(1), qweight.stride(0), scale.stride(0) if rows > 1 else 0,
                1 if rows > 1 else 0)
     flags = dict(HAS_ZERO=zero_point is not None, HAS_BIAS=bias is not None)
     if version == 1:
         w8a16_v1_kernel[(M, N)](*args, out, K, *strides, out.stride(0), BLOCK_K=config.block_k, **flags)
+        return out
+    if version == 4:
+        words = as_int32_words(qweight)
+        q = words if words is not None else qweight
+        grid = (M, triton.cdiv(N, config.block_n))
+        w8a16_v4_gemv_kernel[grid](X, q, *args[2:], out, N, K, triton.cdiv(K, 4), X.stride(0), X.stride(1),
+                                   q.stride(0), *strides[3:], out.stride(0), WORDS=words is not None,
+                                   BLOCK_N=config.block_n, BLOCK_W=max(config.block_k // 4, 1), **flags,
+                                   num_warps=config.num_warps, num_stages=config.num_stages)
         return out
     split_k = config.split_k
     Y = out if split_k == 1 else torch.zeros(M, N, dtype=torch.float32, device=X.device)  # split-K workspace

@@ -33,7 +33,8 @@ gpu_only = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU (compiled kerne
 TOLERANCE = {torch.float16: 2e-3, torch.bfloat16: 1e-2, torch.float32: 1e-5}
 DTYPES = [torch.float16, torch.float32, pytest.param(torch.bfloat16, marks=gpu_only)]
 # (M, K, group_size, symmetric): M = 1, 3, 17; K never a multiple of the K blocks (32, 64);
-# groups of 24 (not dividing a block), 32, a whole row, the whole tensor; K = 45 is odd.
+# groups of 24 (not dividing a block), 32, a whole row, the whole tensor; K = 45 is odd. K = 90 and 45 give
+# rows that are not a whole number of int32 words: W4A16 v5 then assembles its words from bytes.
 W4_CASES = [(1, 96, 24, False), (3, 160, 32, True), (17, 90, "channel", False), (3, 45, "tensor", True),
             (17, 96, 24, True), (1, 160, 32, False)]
 N = 40  # not a multiple of BLOCK_N (32 in the interpreter, 64+ on a GPU)
@@ -77,7 +78,7 @@ def test_w4a16_reference_is_the_quant_linear_dequantization():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_w4a16_versions_match_reference(version, dtype):
     for case, (M, K, group_size, symmetric) in enumerate(W4_CASES):
         layer = quant_layer(case, K, 4, group_size, symmetric, bias=case % 2 == 0)
@@ -88,7 +89,7 @@ def test_w4a16_versions_match_reference(version, dtype):
         check(Y, kernels.w4a16_reference(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias), dtype, out)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_w4a16_act_order_g_idx(version):
     layer = quant_layer(3, 96, 4, 16, False)
     layer.g_idx = layer.g_idx[torch.randperm(96, generator=torch.Generator().manual_seed(0))].contiguous()
@@ -162,11 +163,13 @@ def test_launch_grid_and_tile_order_match_their_python_references():
 # ------------------------------------------------------------------ W8A16
 
 # (M, K, group_size, symmetric); v1 launches M * N programs, so its cases are smaller.
-W8_CASES = [(1, 100, "channel", True), (3, 72, "tensor", False), (17, 100, "channel", False), (3, 100, "tensor", True)]
+# K = 45 is not a whole number of 4-byte words (W8A16 v4 then assembles its words from bytes).
+W8_CASES = [(1, 100, "channel", True), (3, 72, "tensor", False), (17, 100, "channel", False), (3, 100, "tensor", True),
+            (1, 45, "channel", False), (3, 45, "channel", True)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_w8a16_versions_match_reference(version, dtype):
     for case, (M, K, group_size, symmetric) in enumerate(W8_CASES):
         n_out = 6 if version == 1 else N
