@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .quantize import QuantizedTensor, quantize
+from .quantize import QuantizedTensor, fake_quantize, quantize
 
 
 def quantize_fp16(W: torch.Tensor, n_bits: int, group_size, symmetric: bool) -> QuantizedTensor:
@@ -42,7 +42,7 @@ def quantize_fp16(W: torch.Tensor, n_bits: int, group_size, symmetric: bool) -> 
 
 def pseudo_quantize(W: torch.Tensor, n_bits: int, group_size, symmetric: bool) -> torch.Tensor:
     """``W_hat = Q(W)`` (float32, W's shape): quantize then dequantize, float16 scales."""
-    return quantize_fp16(W, n_bits, group_size, symmetric).dequantize()
+    return fake_quantize(W, n_bits, group_size, symmetric, scale_dtype=torch.float16)
 
 
 class InputStats:

@@ -116,6 +116,26 @@ def test_building_blocks_agree_with_quantize():
     assert absmax_quantize(torch.randn(2, 3, 4), 8)[1].shape == (1, 1, 1)  # any shape per tensor
 
 
+@pytest.mark.parametrize("symmetric", [True, False])
+@pytest.mark.parametrize("group_size", [8, 32, "channel", "tensor"])
+@pytest.mark.parametrize("n_bits", [3, 4, 8])
+def test_fused_fake_quantize_equals_quantize_then_dequantize_bit_for_bit(n_bits, group_size, symmetric):
+    g = torch.Generator().manual_seed(n_bits)
+    W = torch.randn(24, 64, generator=g) * torch.rand(24, 1, generator=g) * 3
+    W[0, :32] = 0.25  # a constant group and an all-zero group
+    W[1, :32] = 0.0
+    for scale_dtype in (torch.float32, torch.float16):
+        slow = quantize(W, n_bits, group_size, symmetric, scale_dtype=scale_dtype).dequantize()
+        assert torch.equal(fake_quantize(W, n_bits, group_size, symmetric, scale_dtype=scale_dtype), slow)
+
+
+def test_check_finite_finds_nan_inf_and_passes_huge_finite_values():
+    with pytest.raises(ValueError, match="2 NaN or Inf"):
+        quantize(torch.tensor([[1.0, float("nan"), float("-inf"), 2.0]]), 8, "tensor")
+    huge = torch.full((2, 4), 3e38)  # finite, but their sum overflows to inf
+    assert torch.isfinite(fake_quantize(huge, 8, "tensor")).all()
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
