@@ -8,8 +8,9 @@ and multiplies the weights, which leaves the product unchanged:
 
     s_j = max|X_j|^α / max|W_j|^(1-α)        α in [0, 1]: how much difficulty moves to W
 
-(max|W_j| over every linear that reads X, so one s serves them all). α = 0 leaves the
-activations alone; α = 1 flattens every activation channel to the same max; 0.5 splits
+(max|W_j| over every linear that reads X, so one s serves them all). α = 0 flattens every
+weight column to the same max (s_j = 1/max|W_j|: it rescales the activations too, by max|W_j|);
+α = 1 flattens every activation channel to the same max; 0.5 splits
 the range evenly (max|X_j / s_j| = max|W_j s_j| = sqrt(max|X_j| max|W_j|)).
 
 ``diag(s)⁻¹`` costs nothing at run time: it is folded into the op that produces X, named by

@@ -17,7 +17,8 @@ its plain "absmax" baseline. One entry point, as for every algorithm:
 The static scheme needs ``calib`` (token ids, or the statistics :func:`activations.channel_stats`
 returned); the dynamic one ignores it.
 
-The kernel hook: set ``layer.kernel`` (or ``W8A8Linear.kernel``) to ``kernel(x, layer) -> y``
+The kernel hook: set ``layer.kernel`` on each layer (a plain function set on the class would be
+bound as a method; wrap it in ``staticmethod`` there) to ``kernel(x, layer) -> y``
 and ``forward`` calls it. The weight is stored as an 8-bit symmetric per-channel
 ``QuantLinear`` stores it (``qweight`` [out, in] int8, ``scale`` [rows, 1] float16, and the
 attributes ``n_bits``, ``symmetric``, ``group_size``), so a kernel written for such a
