@@ -88,10 +88,15 @@ def round_half_even(v):
 
 @triton.jit
 def group_of_columns(g_idx_ptr, k, K, group_len, FROM_G_IDX: tl.constexpr):
-    """The group of every column index in k: g_idx[k] (act-order) or k // group_len (consecutive groups)."""
+    """The group of every column index in k: g_idx[k] (act-order) or k // group_len (consecutive groups).
+
+    Columns past K (the padding nibble of an odd K, the tail of the last tile) get a valid group too,
+    so a scale or zero point loaded for them lies inside the tensor: their x is 0, but 0 * (a scale read
+    from past the end, possibly inf or NaN) would be NaN.
+    """
     if FROM_G_IDX:
         return tl.load(g_idx_ptr + k, mask=k < K, other=0)
-    return k // group_len
+    return tl.minimum(k, K - 1) // group_len
 
 
 # ---------------------------------------------------------------- v5+: whole int32 words, no int -> float conversion

@@ -90,6 +90,25 @@ def test_w4a16_versions_match_reference(version, dtype):
 
 
 @pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
+def test_w4a16_never_reads_a_scale_past_the_last_group(version):
+    # Odd K: the padding nibble's column K lies past the last group. The scale is a view into a buffer
+    # whose next column is NaN, so a kernel that loads scale[n, K // group_len] for it returns NaN
+    # (x is 0 there, but 0 * NaN is NaN); before the fix this read whatever followed the tensor.
+    for M, K, group_size, symmetric in [(1, 45, "tensor", True), (3, 45, "channel", False), (17, 45, "tensor", False),
+                                        (1, 90, "channel", True), (17, 90, 45, False)]:
+        layer = quant_layer(5, K, 4, group_size, symmetric)
+        rows, n_groups = layer.scale.shape
+        padded = torch.full((rows, n_groups + 1), float("nan"), dtype=layer.scale.dtype, device=DEVICE)
+        padded[:, :n_groups] = layer.scale
+        scale = padded[:, :n_groups]  # [rows, n_groups], row stride n_groups + 1
+        X = activations(K, M, K, torch.float16)
+        Y = kernels.w4a16_matmul(X, layer.qweight, scale, layer.zero_point, None, layer.bias,
+                                 out=poisoned(M, N, torch.float16), version=version)
+        check(Y, kernels.w4a16_reference(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias),
+              torch.float16)
+
+
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_w4a16_act_order_g_idx(version):
     layer = quant_layer(3, 96, 4, 16, False)
     layer.g_idx = layer.g_idx[torch.randperm(96, generator=torch.Generator().manual_seed(0))].contiguous()
