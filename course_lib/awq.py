@@ -32,6 +32,7 @@ from torch import nn
 
 from .activations import channel_stats
 from .awq_search import InputStats, clip_to, quantize_fp16, search_clip, search_scale
+from . import calibration
 from .blockwise import check_block_targets, check_calibration, record_inputs, run_block, sequential_blocks
 from .quant_linear import QuantLinear
 from .quantize import check_group_size
@@ -189,7 +190,8 @@ def quantize_model(model: nn.Module, config: AWQConfig | None = None, *, calib: 
                    progress: bool = True, on_group=None, timings: dict | None = None) -> nn.Module:
     """AWQ every linear inside the decoder blocks, block by block, in place; return ``model``.
 
-    calib:    token ids [n_samples, seq_len] (``data.calibration_batches``); required
+    calib:    token ids [n_samples, seq_len] (``data.calibration_batches``) or a
+              ``calibration.CalibrationSet``; required. Recorded as ``model.quant_calibration``
     on_group: optional ``on_group(name, alphas, errors, best_alpha)`` after each scale group's
               search (name: the producer's qualified name), e.g. to plot error against α
     timings:  optional dict that accumulates seconds per stage
@@ -197,13 +199,13 @@ def quantize_model(model: nn.Module, config: AWQConfig | None = None, *, calib: 
     config = config if config is not None else AWQConfig()
     if not isinstance(config, AWQConfig):
         raise ValueError(f"config must be an AWQConfig, got {type(config).__name__}.")
-    calib = check_calibration(calib)
+    calib_ids = check_calibration(calib)
     wiring = wiring_for(model)
     check_block_targets(model, wiring, config.skip, config.group_size, "AWQ")
     timings = timings if timings is not None else {}
     prefix = wiring.blocks + "."
     q_args = (config.n_bits, config.group_size, config.symmetric)
-    for index, block, inputs in sequential_blocks(model, calib, config.batch_size, progress,
+    for index, block, inputs in sequential_blocks(model, calib_ids, config.batch_size, progress,
                                                   f"AWQ {config.n_bits}-bit", timings):
         clock = time.perf_counter()
         full = lambda local: f"{prefix}{index}.{local}"  # noqa: E731
@@ -243,4 +245,5 @@ def quantize_model(model: nn.Module, config: AWQConfig | None = None, *, calib: 
                 qt = quantize_fp16(W, *q_args)
                 block.set_submodule(local, QuantLinear.from_quantized(qt, linear.bias))
         _tick(timings, "clip and pack", clock)
+    calibration.record(model, calib)  # what calibrated it, saved with the model
     return model

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from .calibration import CalibrationSet
 from .quant_linear import cached_dequantization
 from .rtn import check_group_size_fits
 from .swap import find_linears
@@ -48,8 +49,11 @@ class _StopForward(Exception):
 
 
 def check_calibration(calib) -> torch.Tensor:
-    """``calib`` as a LongTensor [n_samples, seq_len], or a ValueError saying how to build one."""
+    """``calib`` (a tensor or a calibration.CalibrationSet) as a LongTensor [n_samples, seq_len],
+    or a ValueError saying how to build one."""
     hint = "Build one with course_lib.data.calibration_batches(tokenizer, 'wiki', n_samples=128, seq_len=512)."
+    if isinstance(calib, CalibrationSet):
+        calib = calib.input_ids
     if calib is None:
         raise ValueError(f"This method needs calibration data (calib=None). {hint}")
     if not isinstance(calib, torch.Tensor) or calib.dim() != 2 or calib.dtype != torch.long:

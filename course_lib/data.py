@@ -7,26 +7,47 @@ Two corpora, each cut into two parts that never overlap:
 - ``"code"``: a fixed, sorted list of pure-Python modules from the running interpreter's
   own standard library (PSF licence; read in place, not redistributed). Its text, and
   so its token counts, follow the Python version.
+- ``"sql"`` (optional): the SQL scripts an installed PostgreSQL server ships in its share
+  folder: the system views, the information schema and the extension scripts (PostgreSQL
+  Licence; read in place, not redistributed). Only where PostgreSQL is installed (Debian:
+  ``apt install postgresql``) or ``$QUANT_COURSE_SQL_DIR`` names such a folder;
+  :func:`available_corpora` says which corpora this machine has. One document per script
+  family (all versions and upgrade scripts of one extension together, so no version of a
+  script sits in the other split), cleaned line by line: psql meta-commands, non-ASCII
+  lines, lines over 200 characters and lines with a run of 16 or more of one character
+  are dropped (one such run alone drove a raw perplexity above 2,000).
+  Extensions copy statements from each other: a paragraph (text between blank lines) of a
+  calib document that an eval document also holds is dropped from the calib document.
 
 Documents are split whole: document ``i`` belongs to ``"eval"`` when ``i % 5 == 0``, to
 ``"calib"`` otherwise (for code, ``i`` is the position in the fixed list, so a module
-missing from one Python version does not move the others). Calibration windows are drawn
-only from ``"calib"``; perplexity is measured only on ``"eval"``.
+missing from one Python version does not move the others; for SQL, the position in the
+sorted list of families). Calibration windows are drawn only from ``"calib"``; perplexity
+is measured only on ``"eval"``.
 
 Token streams join documents with the tokens of ``"\\n\\n"``; each document is tokenized
 on its own (``add_special_tokens=False``), so a prefix of the stream never depends on
 what follows it.
 """
 
+import glob
 import json
 import lzma
+import os
+import re
 import sysconfig
 from importlib import resources
 from pathlib import Path
 
-CORPORA = ("wiki", "code")
+CORPORA = ("wiki", "code", "sql")
+OPTIONAL_CORPORA = ("sql",)  # read from a system package that may be absent
 SPLITS = ("calib", "eval")
-PLANNED_CORPORA = ("sql",)  # named in the design, not shipped yet
+SQL_DIR_VAR = "QUANT_COURSE_SQL_DIR"
+SQL_SHARE_GLOBS = ("/usr/share/postgresql/*", "/usr/local/share/postgresql*", "/usr/local/pgsql/share",
+                   "/opt/homebrew/share/postgresql*", "/usr/pgsql-*/share")
+SQL_MAX_LINE = 200  # characters
+SQL_MAX_RUN = 16  # a run of this many of one character drops the line
+SQL_MIN_CHARS = 150  # shorter families (after cleaning: a comment and a line or two) are dropped
 EVAL_EVERY = 5  # document i is in "eval" when i % EVAL_EVERY == 0
 DOCUMENT_SEPARATOR = "\n\n"
 WIKI_FILE = "wiki.jsonl.xz"
@@ -60,13 +81,9 @@ STDLIB_FILES = (
 
 
 def _check_corpus(corpus) -> None:
-    """Raise ValueError naming the available corpora when ``corpus`` is unknown."""
-    if corpus in CORPORA:
-        return
-    available = ", ".join(repr(c) for c in CORPORA)
-    if corpus in PLANNED_CORPORA:
-        raise ValueError(f"corpus {corpus!r} is not available yet; use one of {available}")
-    raise ValueError(f"unknown corpus {corpus!r}; use one of {available}")
+    """Raise ValueError naming the corpora when ``corpus`` is unknown."""
+    if corpus not in CORPORA:
+        raise ValueError(f"unknown corpus {corpus!r}; use one of {', '.join(repr(c) for c in CORPORA)}")
 
 
 def _check_split(split) -> None:
@@ -124,6 +141,64 @@ def _stdlib_sources() -> list[dict | None]:
     return sources
 
 
+def sql_share_dir() -> Path | None:
+    """The PostgreSQL share folder the SQL corpus is read from, or None when there is none.
+
+    ``$QUANT_COURSE_SQL_DIR`` wins (it must then exist); otherwise the newest folder among
+    the usual install places that holds ``system_views.sql``.
+    """
+    chosen = os.environ.get(SQL_DIR_VAR)
+    if chosen:
+        folder = Path(chosen)
+        if not (folder / "system_views.sql").is_file():
+            raise FileNotFoundError(f"${SQL_DIR_VAR}={chosen} holds no system_views.sql; point it at a PostgreSQL "
+                                    "share folder (the output of `pg_config --sharedir`) or unset it")
+        return folder
+    found = [Path(p) for pattern in SQL_SHARE_GLOBS for p in sorted(glob.glob(pattern))
+             if (Path(p) / "system_views.sql").is_file()]
+    return max(found, key=lambda p: [int(n) for n in re.findall(r"\d+", p.name)] or [0]) if found else None
+
+
+def available_corpora() -> tuple[str, ...]:
+    """The corpora this machine can read: always wiki and code, sql where PostgreSQL is installed."""
+    return tuple(c for c in CORPORA if c != "sql" or sql_share_dir() is not None)
+
+
+def clean_sql(text: str) -> str:
+    """Drop psql meta-commands, non-ASCII lines, long lines and lines with long runs of one character."""
+    run = re.compile(r"(.)\1{%d,}" % (SQL_MAX_RUN - 1))
+    kept = [line.rstrip() for line in text.splitlines()
+            if not line.lstrip().startswith("\\") and line.isascii() and len(line) <= SQL_MAX_LINE
+            and not run.search(line.replace(" ", ""))]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
+
+
+def _sql_sources() -> list[dict | None]:
+    """One ``{"title", "text"}`` per script family of the PostgreSQL share folder, sorted by family."""
+    folder = sql_share_dir()
+    if folder is None:
+        raise FileNotFoundError(
+            "the 'sql' corpus needs an installed PostgreSQL server's SQL scripts (Debian/Ubuntu: "
+            f"`apt install postgresql`), or ${SQL_DIR_VAR} set to a folder like /usr/share/postgresql/15; "
+            "without them use corpus='wiki' or 'code' (data.available_corpora() lists what this machine has)")
+    families: dict[str, list[Path]] = {}
+    for path in sorted(folder.glob("*.sql")) + sorted(folder.glob("extension/*.sql")):
+        if path.name.startswith("fix-CVE"):  # a security patch that re-creates system views: their text again
+            continue
+        families.setdefault(path.name.split("--")[0].removesuffix(".sql"), []).append(path)  # hstore--1.4.sql: hstore
+    docs = [{"title": name, "text": "\n\n".join(clean_sql(p.read_text(encoding="utf-8", errors="replace"))
+                                                for p in paths)} for name, paths in sorted(families.items())]
+    docs = [doc for doc in docs if len(doc["text"]) >= SQL_MIN_CHARS]  # as for wiki: no stubs
+    # Extensions copy statements from each other: a paragraph of a calib family that an eval
+    # family also holds is dropped from the calib side, so no statement sits in both splits.
+    in_eval = {chunk for i, doc in enumerate(docs) if split_of(i) == "eval" for chunk in doc["text"].split("\n\n")}
+    # (A family left too short becomes None: the positions, and so the split, of the others stay.)
+    kept = [doc if split_of(i) == "eval" else
+            {"title": doc["title"], "text": "\n\n".join(c for c in doc["text"].split("\n\n") if c not in in_eval)}
+            for i, doc in enumerate(docs)]
+    return [doc if len(doc["text"]) >= SQL_MIN_CHARS else None for doc in kept]
+
+
 def split_of(index: int) -> str:
     """The split of the document at position ``index`` of its corpus."""
     return "eval" if index % EVAL_EVERY == 0 else "calib"
@@ -133,7 +208,7 @@ def documents(corpus: str, split: str) -> list[dict]:
     """The documents ``{"title", "text"}`` of one split of a corpus, in a fixed order."""
     _check_corpus(corpus)
     _check_split(split)
-    all_docs = _read_wiki(_wiki_file()) if corpus == "wiki" else _stdlib_sources()
+    all_docs = {"wiki": lambda: _read_wiki(_wiki_file()), "code": _stdlib_sources, "sql": _sql_sources}[corpus]()
     return [doc for i, doc in enumerate(all_docs) if doc is not None and split_of(i) == split]
 
 

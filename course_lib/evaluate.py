@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .budget import get_budget
+from .calibration import warn_if_overlapped
 from .data import token_ids
 
 WINDOW = 512
@@ -76,6 +77,7 @@ def perplexity(
             f"n_tokens must be an int of at least one window ({window}), got {n_tokens!r}; "
             f"leave it as None to use the budget's eval_tokens."
         )
+    warn_if_overlapped(model, corpus)  # calibrated on this split's text: the number below is optimistic
     n_windows = n_tokens // window
     ids = token_ids(tokenizer, corpus, "eval", max_tokens=n_windows * window)
     device = next(model.parameters()).device

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from . import calibration
 from .blockwise import check_block_targets, check_calibration, record_inputs, run_block, sequential_blocks
 from .hessian import HessianAccumulator, inverse_hessian_factor
 from .quant_linear import QuantLinear
@@ -66,8 +67,9 @@ class GPTQResult:
     def rows(self, start: int, end: int) -> "GPTQResult":
         """The result for output rows [start, end): one layer out of a stacked call (not for "tensor")."""
         zero_point = None if self.zero_point is None else self.zero_point[start:end]
-        return GPTQResult(self.q[start:end], self.scale[start:end], zero_point, self.g_idx, self.W_hat[start:end],
-                          self.n_bits, self.group_size, self.symmetric, self.damp_percent)
+        # each layer owns its g_idx: one tensor shared by q, k and v is saved once and does not load back
+        return GPTQResult(self.q[start:end], self.scale[start:end], zero_point, self.g_idx.clone(),
+                          self.W_hat[start:end], self.n_bits, self.group_size, self.symmetric, self.damp_percent)
 
     def to_quant_linear(self, bias: torch.Tensor | None = None) -> QuantLinear:
         """A packed ``QuantLinear`` whose ``dequantize_weight()`` equals ``W_hat`` exactly."""
@@ -110,8 +112,16 @@ def _finish(codes, W_hat, scale, zero_point, perm, group_len, n_bits, group_size
     """Undo the act-order permutation and record each column's group."""
     inv_perm = torch.argsort(perm)
     g_idx = (torch.arange(perm.numel(), device=perm.device) // group_len)[inv_perm]  # group of original column
-    return GPTQResult(codes[:, inv_perm], scale, zero_point, g_idx.to(torch.int32), W_hat[:, inv_perm].float(),
-                      n_bits, group_size, symmetric, damp)
+    return GPTQResult(_original_columns(codes, inv_perm), scale, zero_point, g_idx.to(torch.int32),
+                      _original_columns(W_hat, inv_perm).float(), n_bits, group_size, symmetric, damp)
+
+
+def _original_columns(x, inv_perm):
+    """``x[:, inv_perm]``, a contiguous [out, in] tensor. If x is the transpose of an [in, out] buffer (as
+    from :func:`_solve`), the buffer's rows are gathered and transposed once: much cheaper than a column gather."""
+    if x.T.is_contiguous() and not x.is_contiguous():
+        return x.T.index_select(0, inv_perm).T.contiguous()
+    return x[:, inv_perm]
 
 
 @torch.no_grad()
@@ -145,20 +155,37 @@ def _one_thread():
 
 
 def _solve(W, U, n_bits, group_size, symmetric, block_size, scale_dtype, perm, group_len, damp, dtype):
-    """The column loop of :func:`gptq_quantize` on prepared W [out, in] and U."""
+    """The column loop of :func:`gptq_quantize` on prepared W [out, in] and U.
+
+    It runs once per input column (~100k times for a whole model) on rows of a few thousand
+    floats, so each tensor op costs more in Python and dispatch than in arithmetic. The loop is
+    written for few ops per column: each result is computed in place, straight into its row of
+    ``codes``, ``W_hat`` or ``Err1`` (``out=`` and the ``*_`` ops), and the per-column views are
+    made once per block (``unbind``). The arithmetic, and its order, is that of the plain form
+
+        q = clamp(round(w / step) + offset),   w_hat = (q - offset) * step,
+        err = (w - w_hat) / U_jj,              W1[i+1:] -= U1[i, i+1:] ⊗ err
+
+    so the result is the same to the bit, whatever the dtype, grid or block size.
+    """
     out_features, n_in = W.shape
     per_tensor = group_size == "tensor"
     qmin, qmax = int_range(n_bits, symmetric)
     Wt = W.T.contiguous()  # [in, out]: row j is column j of W
     codes = torch.empty(n_in, out_features, device=W.device)  # [in, out], float codes until the end
     W_hat = torch.empty(n_in, out_features, dtype=dtype, device=W.device)  # [in, out]
+    no_offset = torch.zeros((), device=W.device)  # the symmetric grid's zero point (a tensor op is cheaper than + 0.0)
     scales, zero_points = [], []
     for i1 in range(0, n_in, block_size):
         i2 = min(i1 + block_size, n_in)
-        W1 = Wt[i1:i2].clone()  # [count, out]: this block, kept up to date column by column
-        Err1 = torch.zeros_like(W1)  # [count, out]: scaled errors, applied to Wt[i2:] once per block
+        W1 = Wt[i1:i2]  # [count, out]: this block, kept up to date column by column (a view: updated in place)
+        Err1 = torch.empty_like(W1)  # [count, out]: scaled errors, row i set at column i; applied to Wt[i2:]
         U1 = U[i1:i2, i1:i2]
-        for i in range(i2 - i1):
+        # the views each column works on: rows [out] of W1, codes, W_hat and Err1, row i of U1 as a
+        # column [count, 1] (to broadcast against err), and the pivot U_jj (0-dim)
+        views = zip(W1.unbind(), codes[i1:i2].unbind(), W_hat[i1:i2].unbind(), Err1.unbind(),
+                    U1[:, :, None].unbind(), U1.diagonal().unbind())
+        for i, (w, q, w_hat, err, u, pivot) in enumerate(views):
             j = i1 + i
             if j % group_len == 0:  # a group starts: fit its grid on the columns as updated so far
                 end = j + group_len
@@ -169,17 +196,17 @@ def _solve(W, U, n_bits, group_size, symmetric, block_size, scale_dtype, perm, g
                 scales.append(scale)
                 zero_points.append(zero_point)
                 step = scale[:, 0]  # [rows]
-                offset = zero_point[:, 0].float() if zero_point is not None else 0.0
-            w = W1[i]  # [out]
+                offset = zero_point[:, 0].float() if zero_point is not None else no_offset
             # round to the grid exactly as quantize_with / dequantize do (float32 arithmetic)
-            q = (torch.round(w.float() / step) + offset).clamp_(qmin, qmax)
-            w_hat = ((q - offset) * step).to(dtype)
-            codes[j], W_hat[j] = q, w_hat
-            err = (w - w_hat) / U1[i, i]  # [out]
-            W1[i:] -= U1[i, i:, None] * err[None, :]  # rank-1 OBS update inside the block
-            Err1[i] = err
-        Wt[i2:] -= U[i1:i2, i2:].T @ Err1  # the lazy update of every later column, once per block
-    codes = codes.T.to(torch.int8 if symmetric else torch.uint8)  # [out, in]
+            torch.div(w if dtype == torch.float32 else w.float(), step, out=q).round_().add_(offset).clamp_(qmin, qmax)
+            if dtype == torch.float32:
+                torch.sub(q, offset, out=w_hat).mul_(step)  # w_hat = (q - offset) * step
+            else:  # float64 W: w_hat is computed in float32, then widened
+                w_hat.copy_((q - offset) * step)
+            torch.sub(w, w_hat, out=err).div_(pivot)  # err = (w - w_hat) / U_jj
+            W1[i + 1:].sub_(u[i + 1:] * err)  # rank-1 OBS update of the later columns (column i is done)
+        Wt[i2:].sub_(U[i1:i2, i2:].T @ Err1)  # the lazy update of every later column, once per block
+    codes = codes.to(torch.int8 if symmetric else torch.uint8).T  # [out, in], a view of the [in, out] codes
     scale = torch.cat(scales, dim=1)  # [rows, n_groups]
     zero_point = None if symmetric else torch.cat(zero_points, dim=1)
     return _finish(codes, W_hat.T, scale, zero_point, perm, group_len, n_bits, group_size, symmetric, damp)
@@ -287,7 +314,8 @@ def quantize_model(
 ) -> nn.Module:
     """GPTQ every linear inside the decoder blocks, block by block, in place; return ``model``.
 
-    calib:    token ids [n_samples, seq_len] (``data.calibration_batches``); required
+    calib:    token ids [n_samples, seq_len] (``data.calibration_batches``) or a
+              ``calibration.CalibrationSet``; required. Recorded as ``model.quant_calibration``
     on_layer: optional ``on_layer(name, W, H, result)`` called after each layer, with the
               original weight W, its Hessian H and the :class:`GPTQResult`
     timings:  optional dict that accumulates seconds per stage
@@ -295,13 +323,13 @@ def quantize_model(
     config = config if config is not None else GPTQConfig()
     if not isinstance(config, GPTQConfig):
         raise ValueError(f"config must be a GPTQConfig, got {type(config).__name__}.")
-    calib = check_calibration(calib)
+    calib_ids = check_calibration(calib)
     wiring = wiring_for(model)
     check_block_targets(model, wiring, config.skip, config.group_size, "GPTQ")
     stages = list(wiring.sequential)
     timings = timings if timings is not None else {}
     prefix = wiring.blocks + "."
-    for index, block, inputs in sequential_blocks(model, calib, config.batch_size, progress,
+    for index, block, inputs in sequential_blocks(model, calib_ids, config.batch_size, progress,
                                                   f"GPTQ {config.n_bits}-bit", timings):
         passes = [[stage] for stage in stages] if config.true_sequential else [stages]
         results: dict[str, GPTQResult] = {}
@@ -319,4 +347,5 @@ def quantize_model(
         for local, result in results.items():
             block.set_submodule(local, result.to_quant_linear(block.get_submodule(local).bias))
         timings["pack"] = timings.get("pack", 0.0) + time.perf_counter() - clock
+    calibration.record(model, calib)  # what calibrated it, saved with the model
     return model

@@ -117,12 +117,14 @@ def autograde_round_trip(
     """Grade each student's notebook with ``nbgrader autograde``; return per-cell grades.
 
     submissions: student id -> path of the notebook that student hands in.
-    Returns {student: {grade_id: CellGrade}} read from the gradebook. The nbgrader log
+    Returns {student: {grade_id: CellGrade}} read from the gradebook, for the auto-graded cells
+    (manually graded answers wait for a person: see :func:`manual_cell_ids`). The nbgrader log
     is ``scratch / 'nbgrader.log'``.
     """
     from nbgrader.api import Gradebook
 
     scratch = Path(scratch)
+    auto = set(graded_cell_ids(Path(course_root) / SOURCE_DIR / assignment / f"{assignment}.ipynb"))
     _scratch_course(course_root, assignment, scratch)
     for student, notebook in submissions.items():
         folder = scratch / "submitted" / student / assignment
@@ -136,17 +138,28 @@ def autograde_round_trip(
     with Gradebook(f"sqlite:///{scratch / 'gradebook.db'}") as gradebook:
         for student in submissions:
             notebook = gradebook.find_submission_notebook(assignment, assignment, student)
-            results[student] = {
+            results[student] = {  # manually graded answers have no score until a person grades them
                 g.cell.name: CellGrade(g.cell.name, float(g.score), float(g.max_score)) for g in notebook.grades
+                if g.cell.name in auto
             }
     return results
 
 
 def graded_cell_ids(notebook_path: Path) -> list[str]:
-    """grade_ids of the auto-graded cells of a notebook, in order."""
+    """grade_ids of the auto-graded cells (test cells: graded, not a solution) of a notebook, in order."""
     cells = json.loads(Path(notebook_path).read_text())["cells"]
     return [
         c["metadata"]["nbgrader"]["grade_id"]
         for c in cells
-        if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade") and not c["metadata"]["nbgrader"].get("solution")
+    ]
+
+
+def manual_cell_ids(notebook_path: Path) -> list[str]:
+    """grade_ids of the manually graded answers (graded solution cells: a person reads and scores them)."""
+    cells = json.loads(Path(notebook_path).read_text())["cells"]
+    return [
+        c["metadata"]["nbgrader"]["grade_id"]
+        for c in cells
+        if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c["metadata"]["nbgrader"].get("solution")
     ]

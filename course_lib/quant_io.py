@@ -3,7 +3,8 @@
 The file holds the whole ``state_dict`` (packed ``qweight``, ``scale``, ``zero_point``,
 ``g_idx`` of each QuantLinear, plus the untouched embedding and norms; a tied weight is
 stored once) and, in its metadata, a JSON map from each QuantLinear's qualified name to
-its config (in/out features, n_bits, group_size, symmetric, bias). Loading rebuilds those
+its config (in/out features, n_bits, group_size, symmetric, bias), and what calibrated it
+(``model.quant_calibration``, see ``calibration.CalibrationSet.recipe``) when that was recorded. Loading rebuilds those
 layers in a skeleton (the same architecture, unquantized, e.g. freshly loaded) and then
 loads every tensor strictly, so the reloaded model computes exactly the same outputs.
 """
@@ -27,19 +28,33 @@ def save_quantized(model: nn.Module, path: str | Path) -> Path:
     if not layers:
         raise ValueError("The model has no QuantLinear layer; quantize it first (e.g. rtn.quantize_model).")
     path = Path(path)
-    save_model(model, str(path), metadata={"format": FORMAT, "quant_layers": json.dumps(layers)})
+    metadata = {"format": FORMAT, "quant_layers": json.dumps(layers)}
+    if getattr(model, "quant_calibration", None) is not None:
+        metadata["calibration"] = json.dumps(model.quant_calibration)
+    save_model(model, str(path), metadata=metadata)
     return path
 
 
-def read_quant_layers(path: str | Path) -> dict[str, dict]:
-    """The per-layer configs stored in a file written by :func:`save_quantized`."""
+def _metadata(path: str | Path) -> dict[str, str]:
     with safe_open(str(path), framework="pt") as f:
         metadata = f.metadata() or {}
     if metadata.get("format") != FORMAT:
         raise ValueError(
             f"{path} was not written by save_quantized (format {metadata.get('format')!r}, expected {FORMAT!r})."
         )
-    return json.loads(metadata["quant_layers"])
+    return metadata
+
+
+def read_calibration(path: str | Path) -> dict | None:
+    """What calibrated the saved model (windows per source, seq_len, seed, eval overlap), or None
+    when it was quantized without calibration data (RTN) or from an unrecorded source."""
+    stored = _metadata(path).get("calibration")
+    return json.loads(stored) if stored is not None else None
+
+
+def read_quant_layers(path: str | Path) -> dict[str, dict]:
+    """The per-layer configs stored in a file written by :func:`save_quantized`."""
+    return json.loads(_metadata(path)["quant_layers"])
 
 
 def load_quantized(model: nn.Module, path: str | Path) -> nn.Module:
@@ -57,4 +72,7 @@ def load_quantized(model: nn.Module, path: str | Path) -> nn.Module:
             raise ValueError(f"Module {name!r} of the skeleton is a {type(old).__name__}, not a linear layer.")
         model.set_submodule(name, QuantLinear(**cfg, device=device))
     load_model(model, str(path), strict=True, device=str(device))
+    calibration = read_calibration(path)
+    if calibration is not None:
+        model.quant_calibration = calibration
     return model

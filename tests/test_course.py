@@ -49,9 +49,15 @@ def test_committed_notebooks_have_no_outputs(path):
 
 @pytest.mark.parametrize("path", _notebooks("solutions"), ids=lambda p: p.parent.name)
 def test_solution_cells_follow_the_conventions(path):
-    """Every test cell opens with a one-line docstring, has a visible assert and hidden tests."""
+    """Every test cell opens with a one-line docstring, has a visible assert and hidden tests;
+    a manually graded answer is a markdown solution cell worth points."""
     cells = json.loads(path.read_text())["cells"]
-    graded = [c for c in cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")]
+    graded = [c for c in cells if c.get("metadata", {}).get("nbgrader", {}).get("grade")
+              and not c["metadata"]["nbgrader"].get("solution")]
+    for cell in cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade") and meta.get("solution"):
+            assert cell["cell_type"] == "markdown" and meta.get("points", 0) > 0, meta.get("grade_id")
     assert len(graded) >= 3, "at least three graded exercises"
     ids = [c["metadata"]["nbgrader"]["grade_id"] for c in cells if "nbgrader" in c.get("metadata", {})]
     assert len(ids) == len(set(ids)), "grade_ids must be unique"

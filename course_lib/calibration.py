@@ -1,0 +1,264 @@
+"""Calibration sets: what GPTQ, AWQ and SmoothQuant see, built from named sources and recorded.
+
+A calibration set is ``n_samples`` windows of ``seq_len`` token ids. Its windows come from
+one source or from a weighted mix of sources:
+
+- a corpus of :mod:`course_lib.data` (``"wiki"``, ``"code"``, ``"sql"``): windows of its
+  ``"calib"`` split only (``data.calibration_batches``);
+- ``"random"``: token ids drawn uniformly from the vocabulary, a control that carries no text.
+
+:func:`build` returns a :class:`CalibrationSet`: the ids with the source of every window and
+the number of windows that share text with each corpus's eval split (:func:`eval_overlap`).
+The quantizers accept it wherever they accept a tensor and record its :meth:`~CalibrationSet.recipe`
+on the model (``model.quant_calibration``); ``quant_io.save_quantized`` stores that record in
+the file, and ``evaluate.perplexity`` warns when it scores a corpus the calibration overlapped.
+
+Overlap is measured in token n-grams: a window overlaps an eval split when one of its runs of
+``OVERLAP_NGRAM`` tokens also occurs in that split's token stream. Shorter runs are shared by
+ordinary boilerplate (licence headers, ``CREATE FUNCTION ... LANGUAGE C STRICT``), not by leaked text.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import torch
+
+from . import data
+from .awq_search import InputStats
+
+RANDOM = "random"
+OVERLAP_NGRAM = 32  # tokens
+
+
+def check_weights(weights) -> dict[str, float]:
+    """``weights`` as {source: weight > 0}; a single source name means {name: 1}."""
+    if isinstance(weights, str):
+        weights = {weights: 1.0}
+    sources = data.CORPORA + (RANDOM,)
+    if not isinstance(weights, dict) or not weights:
+        raise ValueError(f"weights must be a source name or a non-empty dict {{source: weight}}, got {weights!r}; "
+                         f"sources: {', '.join(sources)}.")
+    for source, weight in weights.items():
+        if source not in sources:
+            raise ValueError(f"unknown calibration source {source!r}; use one of {', '.join(sources)}.")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight) or weight <= 0:
+            raise ValueError(f"the weight of {source!r} must be a positive number, got {weight!r} "
+                             "(leave a source out instead of giving it 0).")
+    return {source: float(weight) for source, weight in weights.items()}
+
+
+def mix_counts(weights, n_samples: int) -> dict[str, int]:
+    """Windows per source: ``n_samples · weight / Σ weights``, rounded by largest remainder.
+
+    The counts sum to ``n_samples``; ties in the remainder go to the source listed first.
+    Every source must get at least one window, or a ValueError says how many samples it needs.
+    """
+    weights = check_weights(weights)
+    data._check_int("n_samples", n_samples, 1)
+    total = sum(weights.values())
+    exact = {source: n_samples * weight / total for source, weight in weights.items()}
+    counts = {source: math.floor(share) for source, share in exact.items()}
+    by_remainder = sorted(weights, key=lambda s: exact[s] - counts[s], reverse=True)  # stable: listed order on ties
+    for source in by_remainder[:n_samples - sum(counts.values())]:
+        counts[source] += 1
+    empty = [source for source, count in counts.items() if count == 0]
+    if empty:
+        raise ValueError(f"with n_samples={n_samples}, {empty} get no window; raise n_samples or their weights.")
+    return counts
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """Calibration windows and where they came from.
+
+    input_ids:    LongTensor [n_samples, seq_len]
+    sources:      the source of each window (a corpus, "random", or the label of custom ids)
+    seed:         the seed :func:`build` used (None for custom ids)
+    eval_overlap: {corpus: windows sharing an OVERLAP_NGRAM-token run with its eval split}
+    """
+
+    input_ids: torch.Tensor
+    sources: tuple[str, ...]
+    seed: int | None = None
+    eval_overlap: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.input_ids, torch.Tensor) or self.input_ids.dim() != 2 \
+                or self.input_ids.dtype != torch.long:
+            raise ValueError("input_ids must be a LongTensor [n_samples, seq_len].")
+        if len(self.sources) != self.input_ids.shape[0]:
+            raise ValueError(f"{len(self.sources)} sources for {self.input_ids.shape[0]} windows.")
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    @property
+    def seq_len(self) -> int:
+        return self.input_ids.shape[1]
+
+    def counts(self) -> dict[str, int]:
+        """Windows per source, in order of first appearance."""
+        counts: dict[str, int] = {}
+        for source in self.sources:
+            counts[source] = counts.get(source, 0) + 1
+        return counts
+
+    def recipe(self) -> dict:
+        """What calibrated a model, as JSON-able data (stored with a saved quantized model)."""
+        return {"windows": self.counts(), "seq_len": self.seq_len, "seed": self.seed,
+                "eval_overlap": dict(self.eval_overlap)}
+
+
+def random_windows(vocab_size: int, n_samples: int, seq_len: int, seed: int = 0) -> torch.Tensor:
+    """[n_samples, seq_len] token ids drawn uniformly from ``[0, vocab_size)``: text-free calibration."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randint(0, vocab_size, (n_samples, seq_len), generator=generator)
+
+
+def build(tokenizer, weights="wiki", n_samples: int = 128, seq_len: int = 512, seed: int = 0,
+          check_overlap: bool = False) -> CalibrationSet:
+    """A calibration set with ``mix_counts(weights, n_samples)`` windows of each source, shuffled.
+
+    Corpus windows come from ``data.calibration_batches(tokenizer, corpus, count, seq_len, seed)``,
+    so they never come from an eval split. The windows are then put in a random order fixed
+    by ``seed`` (a quantizer that stops early, or a smaller batch, still sees every source).
+    check_overlap: also count windows that share text with each eval split (slower: it
+    tokenizes every eval split once per tokenizer).
+    """
+    counts = mix_counts(weights, n_samples)
+    parts, sources = [], []
+    for source, count in counts.items():
+        if source == RANDOM:
+            parts.append(random_windows(len(tokenizer), count, seq_len, seed))
+        else:
+            parts.append(data.calibration_batches(tokenizer, source, count, seq_len, seed))
+        sources += [source] * count
+    ids = torch.cat(parts)  # [n_samples, seq_len]
+    order = torch.randperm(n_samples, generator=torch.Generator().manual_seed(seed))
+    overlap = eval_overlap(ids[order], tokenizer) if check_overlap else {}
+    return CalibrationSet(ids[order], tuple(sources[i] for i in order.tolist()), seed, overlap)
+
+
+def from_token_ids(input_ids: torch.Tensor, tokenizer, label: str = "custom") -> CalibrationSet:
+    """Wrap your own windows [n_samples, seq_len]; warn if any shares text with an eval split."""
+    overlap = eval_overlap(input_ids, tokenizer)
+    calib = CalibrationSet(input_ids, (label,) * input_ids.shape[0], None, overlap)
+    leaked = {corpus: n for corpus, n in overlap.items() if n}
+    if leaked:
+        warnings.warn(f"{_describe(leaked, len(calib))} of these calibration windows share text with the eval split "
+                      f"(runs of {OVERLAP_NGRAM} tokens): perplexity on that split would be optimistic. Build windows "
+                      "from the 'calib' split (data.calibration_batches or calibration.build).", stacklevel=2)
+    return calib
+
+
+def _describe(leaked: dict[str, int], n: int) -> str:
+    return ", ".join(f"{count} of {n} windows ({corpus!r})" for corpus, count in leaked.items())
+
+
+# ---------------------------------------------------------------- overlap with the eval splits
+
+
+def ngrams(ids: torch.Tensor, n: int = OVERLAP_NGRAM) -> set[bytes]:
+    """Every run of ``n`` consecutive ids of a 1-D tensor, as bytes (a set member)."""
+    raw = ids.to(torch.int32).contiguous().numpy().tobytes()  # 4 bytes per token
+    return {raw[4 * i:4 * (i + n)] for i in range(ids.numel() - n + 1)}
+
+
+@lru_cache(maxsize=8)
+def _eval_ngrams(tokenizer, corpus: str, n: int) -> frozenset[bytes]:
+    return frozenset(ngrams(data.token_ids(tokenizer, corpus, "eval"), n))
+
+
+def overlapping_windows(input_ids: torch.Tensor, eval_grams: set[bytes] | frozenset[bytes],
+                        n: int = OVERLAP_NGRAM) -> list[int]:
+    """Indices of the windows [n_samples, seq_len] with at least one n-gram in ``eval_grams``."""
+    return [i for i, window in enumerate(input_ids) if not ngrams(window, n).isdisjoint(eval_grams)]
+
+
+def eval_overlap(input_ids: torch.Tensor, tokenizer, corpora=None, n: int = OVERLAP_NGRAM) -> dict[str, int]:
+    """{corpus: number of windows sharing an ``n``-token run with its eval split}, for every available corpus."""
+    if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+        raise ValueError("input_ids must be a tensor [n_samples, seq_len] of token ids.")
+    if input_ids.shape[1] < n:
+        return {corpus: 0 for corpus in (corpora or data.available_corpora())}  # no window holds a whole run
+    return {corpus: len(overlapping_windows(input_ids, _eval_ngrams(tokenizer, corpus, n), n))
+            for corpus in (corpora or data.available_corpora())}
+
+
+def warn_if_overlapped(model, corpus: str) -> None:
+    """Warn when ``model`` was calibrated on windows that share text with ``corpus``'s eval split."""
+    record = getattr(model, "quant_calibration", None) or {}
+    count = record.get("eval_overlap", {}).get(corpus, 0)
+    if count:
+        n = sum(record.get("windows", {}).values())
+        warnings.warn(f"this model was calibrated on {count} of {n} windows that share text with the {corpus!r} eval "
+                      "split: its perplexity there is optimistic (calibration.eval_overlap says which).", stacklevel=3)
+
+
+def record(model, calib) -> None:
+    """Remember on ``model`` what calibrated it (``model.quant_calibration``, saved by quant_io)."""
+    if isinstance(calib, CalibrationSet):
+        model.quant_calibration = calib.recipe()
+    else:
+        model.quant_calibration = {"windows": {"unrecorded": int(calib.shape[0])}, "seq_len": int(calib.shape[1]),
+                                   "seed": None, "eval_overlap": {}}
+
+
+def locate(window: torch.Tensor, stream: torch.Tensor) -> int:
+    """Start of the first occurrence of ``window`` [seq_len] as a contiguous slice of ``stream`` [n], or -1."""
+    haystack = stream.to(torch.int32).contiguous().numpy().tobytes()
+    needle = window.to(torch.int32).contiguous().numpy().tobytes()
+    start = haystack.find(needle)
+    while start > 0 and start % 4:  # a match must begin on a token boundary (4 bytes per token)
+        start = haystack.find(needle, start + 1)
+    return start // 4 if start >= 0 else -1
+
+
+# ---------------------------------------------------------------- layer statistics by sample count
+
+
+@torch.no_grad()
+def layer_statistics(model, names: list[str], input_ids, checkpoints: list[int], batch_size: int = 8
+                     ) -> dict[str, dict[int, InputStats]]:
+    """Input statistics (H = XᵀX / n and mean |x|) of the linears ``names``, after the first
+    ``c`` windows of ``input_ids`` for every ``c`` in ``checkpoints``: one forward pass, no quantization.
+
+    The forward stops once the last hooked linear has run, so statistics of early layers are
+    cheap. Returns {name: {c: InputStats}}; each snapshot is independent of the later ones.
+    """
+    from .blockwise import _StopForward, record_inputs  # blockwise imports this module
+
+    input_ids = input_ids.input_ids if isinstance(input_ids, CalibrationSet) else input_ids
+    checkpoints = sorted(set(checkpoints))
+    if not checkpoints or checkpoints[0] < 1 or checkpoints[-1] > input_ids.shape[0]:
+        raise ValueError(f"checkpoints must be window counts in 1..{input_ids.shape[0]}, got {checkpoints}.")
+    modules = {name: model.get_submodule(name) for name in names}
+    order = [name for name, _ in model.named_modules() if name in modules]  # forward order
+    stats = {name: InputStats(m.in_features, m.weight.device) for name, m in modules.items()}
+    snapshots: dict[str, dict[int, InputStats]] = {name: {} for name in names}
+
+    def stop(module, args, output):
+        raise _StopForward
+
+    handle = modules[order[-1]].register_forward_hook(stop)
+    device = next(model.parameters()).device
+    try:
+        with record_inputs(modules, lambda name, x: stats[name].add(x)):
+            done = 0
+            for checkpoint in checkpoints:
+                for start in range(done, checkpoint, batch_size):
+                    chunk = input_ids[start:min(start + batch_size, checkpoint)].to(device)  # [batch, seq]
+                    try:
+                        model(input_ids=chunk, use_cache=False)
+                    except _StopForward:
+                        pass
+                done = checkpoint
+                for name in names:
+                    snapshots[name][checkpoint] = copy.deepcopy(stats[name])
+    finally:
+        handle.remove()
+    return snapshots
