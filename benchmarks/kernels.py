@@ -12,7 +12,8 @@ medians (which flush L2 between runs, so the weight comes from memory as in a mo
     torch-int4  torch.ops.aten._weight_int4pack_mm, X bfloat16, same groups    PyTorch's int4 path
     W4A16       course_lib.kernels.w4a16_matmul, QuantLinear's packed 4 bits, group 128, zero points
                 (and for M >= 256 its v1 and v3 side by side: W4A16-v1, W4A16-v3; for M = 1 the
-                previous GEMV, W4A16-v4, next to the one it picks)
+                previous GEMV, W4A16-v4, next to the one it picks; for M <= 4 the GEMVs v5 and v6,
+                W4A16-v5 and W4A16-v6, whichever of them it picks)
     W8A16       w8a16_matmul, int8 per channel (for M = 1 also the previous GEMV, W8A16-v3)
     W8A8        w8a8_linear (quantize X per token + int8 GEMM); "W8A8-gemm": X already quantized
 
@@ -174,6 +175,13 @@ def candidates(K: int, N: int, group_size: int, kernels, gen, configs: dict | No
         # the previous GEMVs at M = 1, next to the ones the wrappers pick now
         "W4A16-v4": (w4_bytes, lambda X: kernels.w4a16_matmul(X, w4["qweight"], w4["scale"], w4["zero_point"],
                                                               version=4), w4["W_hat"]),
+        # the two newest W4A16 GEMVs side by side at M <= 4 (v6: float16x2 inline PTX; its config from
+        # --configs as "W4A16-v6:M", else its table)
+        "W4A16-v5": (w4_bytes, lambda X: kernels.w4a16_matmul(X, w4["qweight"], w4["scale"], w4["zero_point"],
+                                                              version=5), w4["W_hat"]),
+        "W4A16-v6": (w4_bytes, lambda X: kernels.w4a16_matmul(X, w4["qweight"], w4["scale"], w4["zero_point"],
+                                                              version=6, config=as_config(pick("W4A16-v6", X))),
+                     w4["W_hat"]),
         "W8A16-v3": (w8_bytes, lambda X: kernels.w8a16_matmul(X, w8["qweight"], w8["scale"], version=3), w8["W_hat"]),
     }
     if int4 is None:
@@ -192,7 +200,8 @@ def run_shape(M: int, K: int, N: int, fns: dict, weights: dict, kernels, quick: 
     X = torch.randn(M, K, generator=gen, device=DEVICE).half()
     w8 = weights["w8"]
     q_x, scale_x = kernels.quantize_per_token(X)
-    side_by_side = {"W4A16-v1": M >= 256, "W4A16-v3": M >= 256, "W4A16-v4": M == 1, "W8A16-v3": M == 1}
+    side_by_side = {"W4A16-v1": M >= 256, "W4A16-v3": M >= 256, "W4A16-v4": M == 1, "W8A16-v3": M == 1,
+                    "W4A16-v5": M <= 4, "W4A16-v6": M <= 4}
     fns = {name: entry for name, entry in fns.items() if side_by_side.get(name, True)}
     fns["W8A8-gemm"] = (N * K + N * 2 + M * K + M * 4 - M * K * 2,  # q_x and scale_x instead of X
                         lambda X: kernels.w8a8_matmul(q_x, scale_x, w8["qweight"], w8["scale"]), w8["W_hat"])
@@ -221,6 +230,10 @@ def run_shape(M: int, K: int, N: int, fns: dict, weights: dict, kernels, quick: 
 
 def sweep_configs(kind: str, M: int):
     from course_lib.kernels.launch import Config
+    if kind == "W4A16-v6" and M <= 4:  # GEMV v6: as v5; num_stages 2 = the next step's loads issued by hand
+        return [Config(block_n=bn, block_k=bk, num_warps=w, num_stages=st, unroll=16)
+                for bn, bk, w in ((8, 1024, 4), (4, 1024, 2), (8, 512, 2), (16, 512, 4), (4, 512, 4), (4, 1024, 4))
+                for st in (1, 2)]
     if kind == "W4A16" and M <= 4:  # GEMV v5: block_k = codes per K step, unroll = the most words in a chunk
         return [Config(block_n=bn, block_k=bk, num_warps=w, num_stages=1, unroll=16)
                 for bn in (4, 8, 16, 32) for bk in (512, 1024, 2048) for w in (2, 4, 8)]
@@ -258,11 +271,14 @@ def sweep(args, kernels) -> list:
             q_x, scale_x = kernels.quantize_per_token(X)
             calls = {
                 "W4A16": lambda c: kernels.w4a16_matmul(X, w4["qweight"], w4["scale"], w4["zero_point"], config=c),
+                "W4A16-v6": lambda c: kernels.w4a16_matmul(X, w4["qweight"], w4["scale"], w4["zero_point"],
+                                                           version=6, config=c),
                 "W8A16": lambda c: kernels.w8a16_matmul(X, w8["qweight"], w8["scale"], config=c),
                 "W8A8": lambda c: kernels.w8a8_matmul(q_x, scale_x, w8["qweight"], w8["scale"], config=c),
             }
             for kind, call in calls.items():
-                if (kind == "W8A8" and M < 64) or (only and f"{kind}:{M}" not in only):
+                skip = (kind == "W8A8" and M < 64) or (kind == "W4A16-v6" and M > 4)
+                if skip or (only and f"{kind}:{M}" not in only):
                     continue
                 for config in sweep_configs(kind, M):
                     try:

@@ -175,3 +175,94 @@ def byte_as_mantissa(word, i: tl.constexpr, FLIP: tl.constexpr):
     else:
         bits = word >> (8 * i - 15)
     return (((bits & 0x007F8000) ^ (FLIP << 15)) | 0x3F800000).to(tl.float32, bitcast=True)
+
+
+# ---------------------------------------------------------------- v6: two codes per instruction (fp16x2)
+#
+# The float16 cousin of the mantissa trick: float16 with bits 0x6400 | c is 1024 + c exactly (c < 1024; the
+# exponent 2**10 makes the last mantissa bit worth 1). Two codes put into the low 4 bits of the two halves of
+# one 32-bit register, OR 0x64006400, are two float16 values 1024 + c_lo, 1024 + c_hi: one instruction decodes
+# two codes, and the float16x2 units (HFMA2) then do two multiply-adds per instruction. v6 pairs the codes of
+# one byte: codes 2j (low nibble) and 2j+1 (high nibble) of byte j of a word, so the x pair they meet is two
+# neighbouring float16 values of X, one aligned 32-bit load.
+#
+#   prmt.b32 p, word, word >> 4, 0x4400 + 0x1111 j    byte j of word -> byte 0, byte j of (word >> 4) -> byte 2
+#   lop3.b32 p, p, 0x000F000F, 0x64006400, 0xEA        (p & 0x000F000F) | 0x64006400 = {1024 + c_2j, 1024 + c_2j+1}
+#   fma.rn.f16x2 v, p, 1/16, -(64 + z/16)             (c - z) / 16, exact (multiples of 1/16 below 1)
+#   fma.rn.f16x2 a, v, x_pair, a                       the products, two at a time, summed in float16
+#
+# The 1/16 keeps the float16 sums 16x further from overflow (the kernel multiplies by scale and 16 in float32).
+
+
+@triton.jit
+def magic_pair_bits(word, j: tl.constexpr):
+    """int32 {low half: 0x6400 | code 2j, high half: 0x6400 | code 2j+1} of each word: prmt + lop3, in integer ops."""
+    lo = (word >> (8 * j)) & 0xF  # low nibble of byte j: code 2j
+    hi = (word >> (8 * j + 4)) & 0xF  # high nibble of byte j: code 2j+1
+    return lo | (hi << 16) | 0x64006400
+
+
+@triton.jit
+def half_bits_as_float(bits):
+    """The float16 whose bits are the low 16 bits of each int32 (0 .. 0x7FFF), as float32."""
+    return (bits & 0xFFFF).to(tl.int16).to(tl.float16, bitcast=True).to(tl.float32)
+
+
+@triton.jit
+def zero_point_half2_bits(zero_point):
+    """int32 holding -(64 + z / 16) = -(1024 + z) / 16 as float16 in both halves, z = the integer zero point 0..15:
+    float16 0xD400 is -64 and its last mantissa bit is worth 1/16, so the bits are 0xD400 | z (an IMAD and a LOP3)."""
+    return (zero_point * 0x00010001) | -0x2BFF2C00  # -0x2BFF2C00 = 0xD400D400 as int32
+
+
+def _word_dot_fp16x2_asm() -> str:
+    """PTX for 4 words at once (pack=4): outputs $0..$3, then words $4..$7, x pairs $8..$23, zz $24..$27."""
+    lines = ["{", ".reg .b32 t4, p, v, a, k16;", ".reg .b16 lo, hi, s;", "mov.b32 k16, 0x2C002C00;"]  # k16: 1/16, 1/16
+    for r in range(4):
+        word, zz = f"${4 + r}", f"${24 + r}"
+        lines.append(f"shr.u32 t4, {word}, 4;")
+        for j in range(4):
+            x = f"${8 + 4 * r + j}"  # slot j of word r: element j of the x operand of word r (w4a16_v6_gemv_kernel)
+            lines += [f"prmt.b32 p, {word}, t4, 0x{0x4400 + 0x1111 * j:04X};",  # byte j -> bytes 0 and 2 (>> 4)
+                      "lop3.b32 p, p, 0x000F000F, 0x64006400, 0xEA;",  # (p & 0x000F000F) | 0x64006400
+                      f"fma.rn.f16x2 v, p, k16, {zz};",  # (c - z) / 16, exact
+                      f"mul.rn.f16x2 a, v, {x};" if j == 0 else f"fma.rn.f16x2 a, v, {x}, a;"]
+        lines += ["mov.b32 {lo, hi}, a;", "add.rn.f16 s, lo, hi;", f"cvt.f32.f16 ${r}, s;"]
+    return "\n".join(lines + ["}"])
+
+
+WORD_DOT_FP16X2_ASM = tl.constexpr(_word_dot_fp16x2_asm())
+WORD_DOT_FP16X2_CONSTRAINTS = tl.constexpr(",".join(["=f"] * 4 + ["r"] * 24))  # 4 float32 out, 6 x 4 int32 in
+
+
+@triton.jit
+def word_dot_fp16x2(word, x_0, x_1, x_2, x_3, zz):
+    """sum_k (c_k - z) / 16 * x_k over the 8 codes of each int32 word, float32 out, in inline PTX (GPU only).
+
+    word          # int32 words, 8 codes each (nibble i = code i), a tensor whose layout holds 4 consecutive words
+                  # in each thread's consecutive registers (pack=4: one asm block takes 4 neighbouring elements)
+    x_0 .. x_3    # int32, float16 pairs of X (X viewed as int32): in each group of 4 neighbouring elements
+                  # (words w .. w+3), element j of x_r is pair j = {x[8(w+r) + 2j], x[8(w+r) + 2j + 1]} of word w+r
+                  # (the transposed order makes each x_r 4 contiguous pairs: one 16-byte load, the words' layout)
+    zz            # int32, the float16 -(64 + z / 16) in both halves (zero_point_half2_bits)
+    Per word: a shift, then per pair of codes a prmt and a lop3 (decode), an HFMA2 ((c - z) / 16, exact) and
+    an HFMA2 (times the pair of X, summed in float16); the halves are added and converted once per word.
+    """
+    return tl.inline_asm_elementwise(
+        asm=WORD_DOT_FP16X2_ASM, constraints=WORD_DOT_FP16X2_CONSTRAINTS,
+        args=[word, x_0, x_1, x_2, x_3, zz], dtype=tl.float32, is_pure=True, pack=4,
+    )
+
+
+@triton.jit
+def word_dot_arithmetic(word, x_row_ptr, w, K, stride_xk, zh):
+    """word_dot_fp16x2's arithmetic twin (the interpreter, and X not float16): the same pairs, the same magic
+    numbers, in float32. zh: -(64 + z / 16) as float32; x_row_ptr: X's row; w: the word index of each word."""
+    s = tl.zeros(word.shape, tl.float32)
+    for j in tl.static_range(4):
+        p = magic_pair_bits(word, j)
+        k = 8 * w + 2 * j  # the columns of the pair: k, k + 1
+        x_lo = tl.load(x_row_ptr + k * stride_xk, mask=k < K, other=0.0).to(tl.float32)
+        x_hi = tl.load(x_row_ptr + (k + 1) * stride_xk, mask=k + 1 < K, other=0.0).to(tl.float32)
+        s += (half_bits_as_float(p) * 0.0625 + zh) * x_lo + (half_bits_as_float(p >> 16) * 0.0625 + zh) * x_hi
+    return s

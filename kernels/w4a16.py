@@ -23,6 +23,9 @@ Versions, each correct on every shape, format and g_idx:
     v4  fast GEMV (w4a16_fast.py): no tl.dot: [BLOCK_N, BLOCK_K / 2]-byte tiles, split-K
     v5  faster GEMV (w4a16_fast.py): int32 words, codes decoded into float mantissas (no int -> float
         conversion), the zero point and scale out of the code loop, the whole K per program: one launch
+    v6  GEMV, two codes per instruction (w4a16_fast.py): v5's tiles, each byte's two codes decoded into a
+        float16 pair (1024 + c, a magic number) and multiplied by a pair of X in float16x2 (inline PTX, float16
+        X on a GPU); an arithmetic twin of the same structure in float32 elsewhere (interpreter, bf16/fp32 X)
 
 Which version runs when ``version=None`` (measured on an H100): ``default_version`` below.
 """
@@ -37,7 +40,7 @@ from . import checks, w4a16_fast
 from .decode import group_of_columns, load_nibble_codes, load_scale, load_zero_point
 from .launch import Config, pick
 
-GEMV_MAX_M = 4  # v5 up to this many rows (a program per row: the same structure as v4, which it replaces), v3 ...
+GEMV_MAX_M = 4  # v6 (float16 X) or v5 up to this many rows (a program per row, as v4, which they replace), v3 ...
 UNFUSED_MIN_M = 1024  # ... and v1 from here: at prefill sizes the matmul is compute-bound, and decoding W
 # once into float16 for cuBLAS beats re-decoding every weight tile for every block of rows (measured on an H100)
 V1_V2_CONFIG = Config(block_m=32, block_n=64, block_k=64, num_warps=4, num_stages=3)
@@ -90,9 +93,15 @@ def w4a16_v2_kernel(
     tl.store(Y_ptr + rm[:, None] * stride_ym + n, acc.to(Y_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (n < N))
 
 
-def default_version(M: int) -> int:
-    """The version ``w4a16_matmul`` runs for M rows when none is asked for (the fastest on an H100)."""
-    return 5 if M <= GEMV_MAX_M else 3 if M < UNFUSED_MIN_M else 1
+def default_version(M: int, v6_fast: bool = False) -> int:
+    """The version ``w4a16_matmul`` runs for M rows when none is asked for (the fastest on an H100).
+
+    v6_fast: v6 would run its float16x2 path (w4a16_fast.v6_fast_path: float16 X, groups of a multiple of
+    64 codes, ...); then v6 takes the GEMV sizes, where it beat v5 on every benchmarked shape
+    (benchmarks/results/h100-2026-11-27-v3.md); otherwise v5 keeps them."""
+    if M <= GEMV_MAX_M:
+        return 6 if v6_fast else 5
+    return 3 if M < UNFUSED_MIN_M else 1
 
 
 def w4a16_reference(X, qweight, scale, zero_point=None, g_idx=None, bias=None) -> torch.Tensor:
@@ -114,9 +123,9 @@ def w4a16_matmul(X, qweight, scale, zero_point=None, g_idx=None, bias=None, out=
     """``X @ W_hat.T + bias`` [M, N] in X's dtype for QuantLinear's 4-bit format (module docstring).
 
     g_idx: pass None when it is the default ``arange(K) // group_len`` (the fast kernels then
-    compute groups instead of loading them); pass the tensor after act-order. version: 1..5 (None: v5 for
-    M <= GEMV_MAX_M, v1 for M >= UNFUSED_MIN_M, else v3). config: a launch.Config (None: tables in w4a16_fast
-    on a GPU, a small one in the interpreter). out: optional [M, N] buffer.
+    compute groups instead of loading them); pass the tensor after act-order. version: 1..6 (None: v6 or v5
+    for M <= GEMV_MAX_M, see default_version; v1 for M >= UNFUSED_MIN_M, else v3). config: a launch.Config
+    (None: tables in w4a16_fast on a GPU, a small one in the interpreter). out: optional [M, N] buffer.
     """
     if qweight.dtype != torch.uint8 or qweight.dim() != 2:
         raise ValueError(f"qweight must be the uint8 [N, ceil(K/2)] of a 4-bit QuantLinear, got {qweight.dtype} "
@@ -138,13 +147,14 @@ def w4a16_matmul(X, qweight, scale, zero_point=None, g_idx=None, bias=None, out=
     out = checks.output_buffer(out, M, N, X.dtype, X.device)
     if M == 0:
         return out
-    version = version or default_version(M)
-    if version not in (1, 2, 3, 4, 5):
-        raise ValueError(f"version must be 1 to 5 (or None to choose by M), got {version!r}.")
+    version = version or default_version(M, w4a16_fast.v6_fast_path(X, K // n_groups, g_idx is not None))
+    if version not in (1, 2, 3, 4, 5, 6):
+        raise ValueError(f"version must be 1 to 6 (or None to choose by M), got {version!r}.")
     interpreted = checks.is_interpreted(w4a16_v2_kernel)
     if config is None:
         if interpreted:
-            config = INTERPRETER_CONFIG.with_(unroll=4) if version == 5 else INTERPRETER_CONFIG  # v5: chunks <= 4 words
+            # v5, v6: chunks of at most 4 words
+            config = INTERPRETER_CONFIG.with_(unroll=4) if version in (5, 6) else INTERPRETER_CONFIG
         elif version in (1, 2):
             config = V1_V2_CONFIG
         else:
@@ -175,7 +185,8 @@ def w4a16_matmul(X, qweight, scale, zero_point=None, g_idx=None, bias=None, out=
                               BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
                               num_warps=config.num_warps, num_stages=config.num_stages)
         return out
-    launch = {3: w4a16_fast.launch_v3_gemm, 4: w4a16_fast.launch_v4_gemv, 5: w4a16_fast.launch_v5_gemv}[version]
+    launch = {3: w4a16_fast.launch_v3_gemm, 4: w4a16_fast.launch_v4_gemv, 5: w4a16_fast.launch_v5_gemv,
+              6: w4a16_fast.launch_v6_gemv}[version]
     launch(X, *tensors, bias_arg, out, layout, symmetric=zero_point is None, has_g_idx=g_idx is not None,
            has_bias=bias is not None, config=config)
     return out

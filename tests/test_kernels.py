@@ -10,6 +10,8 @@ the relative error ||Y - Y_ref|| / ||Y_ref|| against a float64 reference by TOLE
 """
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 
@@ -78,7 +80,7 @@ def test_w4a16_reference_is_the_quant_linear_dequantization():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
 def test_w4a16_versions_match_reference(version, dtype):
     for case, (M, K, group_size, symmetric) in enumerate(W4_CASES):
         layer = quant_layer(case, K, 4, group_size, symmetric, bias=case % 2 == 0)
@@ -89,7 +91,7 @@ def test_w4a16_versions_match_reference(version, dtype):
         check(Y, kernels.w4a16_reference(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias), dtype, out)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
 def test_w4a16_never_reads_a_scale_past_the_last_group(version):
     # Odd K: the padding nibble's column K lies past the last group. The scale is a view into a buffer
     # whose next column is NaN, so a kernel that loads scale[n, K // group_len] for it returns NaN
@@ -108,7 +110,7 @@ def test_w4a16_never_reads_a_scale_past_the_last_group(version):
               torch.float16)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
 def test_w4a16_act_order_g_idx(version):
     layer = quant_layer(3, 96, 4, 16, False)
     layer.g_idx = layer.g_idx[torch.randperm(96, generator=torch.Generator().manual_seed(0))].contiguous()
@@ -118,6 +120,21 @@ def test_w4a16_act_order_g_idx(version):
         Y = kernels.w4a16_matmul(X, layer.qweight, layer.scale, layer.zero_point, layer.g_idx, layer.bias,
                                  out=poisoned(M, N, torch.float16), version=version)
         check(Y, expected, torch.float16)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_w4a16_v6_chunks_of_whole_groups_and_words(dtype):
+    """v6 with several chunks a K step and several words a chunk (the structure of its float16x2 path; in the
+    interpreter its arithmetic twin): K steps past K, ragged N, groups of 32 and 64 codes, odd and even M."""
+    config = Config(block_n=16, block_k=128, num_stages=2, unroll=4)  # 4 chunks of 4 words a step
+    for case, (M, K, group_size, symmetric) in enumerate([(1, 160, 32, False), (3, 192, 64, True),
+                                                         (4, 96, 32, False)]):
+        layer = quant_layer(10 + case, K, 4, group_size, symmetric, bias=case != 1)
+        X = activations(case, M, K, dtype)
+        out = poisoned(M, N, dtype)
+        Y = kernels.w4a16_matmul(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias, out=out,
+                                 version=6, config=config)
+        check(Y, kernels.w4a16_reference(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias), dtype, out)
 
 
 @pytest.mark.parametrize("version", [3, 4])
@@ -336,6 +353,46 @@ def test_tuned_configs_on_real_shapes(K, n_out, group_size):
                 if layer.n_bits == 8:
                     check(kernels.w8a8_forward(X, layer),
                           kernels.w8a8_reference(X, layer.qweight, layer.scale, layer.bias), dtype)
+
+
+# (K, N, group_size, symmetric, config or None for the table): real sizes, and ones off the even fast path
+# (K_words not a multiple of the K step: masked loads; N not a multiple of BLOCK_N); the second config issues
+# the next K step's loads by hand
+V6_GPU_CASES = [(4096, 4096, 128, False, None), (11008, 4096, 128, True, None), (4096, 11008, 128, False, None),
+                (576, 1536, 64, False, None), (1088, 202, 64, False, None),
+                (2048, 264, 128, True, Config(block_n=4, block_k=1024, num_warps=4, num_stages=2, unroll=16))]
+
+
+@gpu_only
+@pytest.mark.parametrize("K, n_out, group_size, symmetric, config", V6_GPU_CASES)
+def test_w4a16_v6_ptx_path_matches_reference_and_arithmetic_twin(K, n_out, group_size, symmetric, config,
+                                                                  monkeypatch):
+    """v6's float16x2 inline PTX on float16 X: against the float64 reference, and against its arithmetic twin
+    (the path the CPU tests run), M = 1 to 4, with a NaN-poisoned output; both paths must be the ones meant,
+    and v6 (its float16x2 path) is what w4a16_matmul picks by default for float16 X at these M."""
+    from course_lib.kernels import w4a16_fast
+
+    layer = quant_layer(K, K, 4, group_size, symmetric, n_out=n_out)
+    for M in (1, 3, 4):
+        X = activations(M, M, K, torch.float16)
+        ref = kernels.w4a16_reference(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias)
+        chunk_words = min(group_size // 8, (config or w4a16_fast.GEMV_V6_TABLE[0][1]).unroll)
+        monkeypatch.setattr(w4a16_fast, "V6_PTX", True)
+        assert w4a16_fast.v6_uses_ptx(X, w4a16_fast.GROUP_PER_CHUNK.value, chunk_words)
+        outputs = {}
+        for ptx in (True, False):
+            monkeypatch.setattr(w4a16_fast, "V6_PTX", ptx)
+            out = poisoned(M, n_out, torch.float16)
+            with warnings.catch_warnings():  # the layout check must not fall back to the arithmetic path
+                warnings.filterwarnings("error", message="W4A16 v6", category=RuntimeWarning)
+                Y = kernels.w4a16_matmul(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias,
+                                         out=out, version=6, config=config)
+            check(Y, ref, torch.float16, out)
+            outputs[ptx] = Y
+        assert rel_error(outputs[True], outputs[False].double()) < TOLERANCE[torch.float16]
+        if config is None:
+            monkeypatch.setattr(w4a16_fast, "V6_PTX", True)
+            assert w4a16.default_version(M, w4a16_fast.v6_fast_path(X, group_size, False)) == 6
 
 
 @gpu_only
