@@ -11,10 +11,11 @@ medians (which flush L2 between runs, so the weight comes from memory as in a mo
     fp16        torch.matmul(X, W.T), W float16                                the baseline
     torch-int4  torch.ops.aten._weight_int4pack_mm, X bfloat16, same groups    PyTorch's int4 path
     W4A16       course_lib.kernels.w4a16_matmul, QuantLinear's packed 4 bits, group 128, zero points
-                (and for M >= 256 its v1 and v3 side by side: W4A16-v1, W4A16-v3; for M = 1 the
-                previous GEMV, W4A16-v4, next to the one it picks; for M <= 4 the GEMVs v5 and v6,
-                W4A16-v5 and W4A16-v6, whichever of them it picks)
-    W8A16       w8a16_matmul, int8 per channel (for M = 1 also the previous GEMV, W8A16-v3)
+                (and side by side, whichever it picks: for M >= 256 its v1, W4A16-v1; for M >= 4 the
+                GEMM v3, W4A16-v3; for M <= 4 the GEMVs v5 and v6, W4A16-v5 and W4A16-v6; for M <= 64 the
+                few-rows tensor-core kernel W4A16-v7)
+    W8A16       w8a16_matmul, int8 per channel (side by side: for M <= 4 the GEMV v4, W8A16-v4; for
+                16 <= M <= 64 the GEMM v2, W8A16-v2; for M <= 64 the few-rows kernel, W8A16-v5)
     W8A8        w8a8_linear (quantize X per token + int8 GEMM); "W8A8-gemm": X already quantized
 
 each twice: *eager* (one Python call per run) and *graph* (a CUDA-graph replay of that call,
@@ -182,7 +183,14 @@ def candidates(K: int, N: int, group_size: int, kernels, gen, configs: dict | No
         "W4A16-v6": (w4_bytes, lambda X: kernels.w4a16_matmul(X, w4["qweight"], w4["scale"], w4["zero_point"],
                                                               version=6, config=as_config(pick("W4A16-v6", X))),
                      w4["W_hat"]),
-        "W8A16-v3": (w8_bytes, lambda X: kernels.w8a16_matmul(X, w8["qweight"], w8["scale"], version=3), w8["W_hat"]),
+        "W8A16-v4": (w8_bytes, lambda X: kernels.w8a16_matmul(X, w8["qweight"], w8["scale"], version=4), w8["W_hat"]),
+        "W8A16-v2": (w8_bytes, lambda X: kernels.w8a16_matmul(X, w8["qweight"], w8["scale"], version=2), w8["W_hat"]),
+        # the few-rows tensor-core kernels (kernels/few_rows.py) next to what the wrappers pick, M <= 64
+        "W4A16-v7": (w4_bytes, lambda X: kernels.w4a16_matmul(X, w4["qweight"], w4["scale"], w4["zero_point"],
+                                                              version=7, config=as_config(pick("W4A16-v7", X))),
+                     w4["W_hat"]),
+        "W8A16-v5": (w8_bytes, lambda X: kernels.w8a16_matmul(X, w8["qweight"], w8["scale"], version=5,
+                                                              config=as_config(pick("W8A16-v5", X))), w8["W_hat"]),
     }
     if int4 is None:
         del fns["torch-int4"]
@@ -200,8 +208,9 @@ def run_shape(M: int, K: int, N: int, fns: dict, weights: dict, kernels, quick: 
     X = torch.randn(M, K, generator=gen, device=DEVICE).half()
     w8 = weights["w8"]
     q_x, scale_x = kernels.quantize_per_token(X)
-    side_by_side = {"W4A16-v1": M >= 256, "W4A16-v3": M >= 256, "W4A16-v4": M == 1, "W8A16-v3": M == 1,
-                    "W4A16-v5": M <= 4, "W4A16-v6": M <= 4}
+    side_by_side = {"W4A16-v1": M >= 256, "W4A16-v3": M >= 4, "W4A16-v4": False, "W8A16-v4": M <= 4,
+                    "W8A16-v2": 16 <= M <= 64, "W4A16-v5": M <= 4, "W4A16-v6": M <= 4, "W4A16-v7": M <= 64,
+                    "W8A16-v5": M <= 64}
     fns = {name: entry for name, entry in fns.items() if side_by_side.get(name, True)}
     fns["W8A8-gemm"] = (N * K + N * 2 + M * K + M * 4 - M * K * 2,  # q_x and scale_x instead of X
                         lambda X: kernels.w8a8_matmul(q_x, scale_x, w8["qweight"], w8["scale"]), w8["W_hat"])
@@ -234,6 +243,11 @@ def sweep_configs(kind: str, M: int):
         return [Config(block_n=bn, block_k=bk, num_warps=w, num_stages=st, unroll=16)
                 for bn, bk, w in ((8, 1024, 4), (4, 1024, 2), (8, 512, 2), (16, 512, 4), (4, 512, 4), (4, 1024, 4))
                 for st in (1, 2)]
+    if kind in ("W4A16-v7", "W8A16-v5"):  # few rows: block_k = codes per K step (W4: at most the group)
+        # unroll 2: the next K step's loads issued by hand (few_rows PREFETCH); num_stages: Triton's pipeliner
+        return [Config(block_m=16, block_n=bn, block_k=128, split_k=s, num_warps=4, num_stages=st, unroll=u)
+                for bn in (32, 64, 128) for s in (2, 4, 8, 16) for u, st in ((1, 3), (2, 1), (2, 3))
+                if bn * s <= 1024]
     if kind == "W4A16" and M <= 4:  # GEMV v5: block_k = codes per K step, unroll = the most words in a chunk
         return [Config(block_n=bn, block_k=bk, num_warps=w, num_stages=1, unroll=16)
                 for bn in (4, 8, 16, 32) for bk in (512, 1024, 2048) for w in (2, 4, 8)]
@@ -258,7 +272,7 @@ def sweep(args, kernels) -> list:
     timer = bench_graph if args.graph else bench
     only = set(args.only or [])
     results = []
-    for K, N in SWEEP_SHAPES:
+    for K, N in (SHAPES if args.all_shapes else SWEEP_SHAPES):
         fns, weights = candidates(K, N, args.group_size, kernels, gen)
         w4, w8 = weights["w4"], weights["w8"]
         for M in args.M:
@@ -275,18 +289,29 @@ def sweep(args, kernels) -> list:
                                                            version=6, config=c),
                 "W8A16": lambda c: kernels.w8a16_matmul(X, w8["qweight"], w8["scale"], config=c),
                 "W8A8": lambda c: kernels.w8a8_matmul(q_x, scale_x, w8["qweight"], w8["scale"], config=c),
+                "W4A16-v7": lambda c: kernels.w4a16_matmul(X, w4["qweight"], w4["scale"], w4["zero_point"],
+                                                           version=7, config=c),
+                "W8A16-v5": lambda c: kernels.w8a16_matmul(X, w8["qweight"], w8["scale"], version=5, config=c),
             }
+            W_hat = {"W4A16": w4["W_hat"], "W4A16-v6": w4["W_hat"], "W4A16-v7": w4["W_hat"], "W8A16": w8["W_hat"],
+                     "W8A16-v5": w8["W_hat"]}
             for kind, call in calls.items():
-                skip = (kind == "W8A8" and M < 64) or (kind == "W4A16-v6" and M > 4)
+                skip = (kind == "W8A8" and M < 64) or (kind == "W4A16-v6" and M > 4) or (kind in ("W4A16-v7",
+                        "W8A16-v5") and M > 64)
                 if skip or (only and f"{kind}:{M}" not in only):
                     continue
                 for config in sweep_configs(kind, M):
                     try:
+                        error = rel_error(call(config), X.float() @ W_hat[kind].T) if kind in W_hat else 0.0
                         ms = timer(lambda: call(config), quick=True)
                     except Exception as err:  # noqa: BLE001 -- a config too large for shared memory: skip it
                         print(f"skip {kind} M={M} {config}: {type(err).__name__}", flush=True)
                         continue
+                    if not error < 5e-3:
+                        raise AssertionError(f"{kind} M={M} K={K} N={N} {config}: relative error {error:.2e}")
                     results.append(dict(kind=kind, M=M, K=K, N=N, config=config.__dict__, ms=ms))
+                    if args.verbose:
+                        print(f"  {kind} M={M} K={K} N={N} {ms * 1e3:8.1f} us {config}", flush=True)
                 tried = [r for r in results if r["kind"] == kind and r["M"] == M and r["K"] == K]
                 if tried:
                     best = min(tried, key=lambda r: r["ms"])
@@ -342,6 +367,8 @@ def main(argv=None) -> None:
     parser.add_argument("--sweep", action="store_true", help="try launch configs instead of the tables")
     parser.add_argument("--graph", action="store_true", help="sweep: time CUDA-graph replays (GPU time)")
     parser.add_argument("--only", nargs="+", help="sweep: only these KIND:M, e.g. W4A16:1 W8A16:1")
+    parser.add_argument("--all-shapes", action="store_true", help="sweep: the four table shapes, not two")
+    parser.add_argument("--verbose", action="store_true", help="sweep: print every config's time")
     parser.add_argument("--best", type=Path, help="sweep: write the best config per KIND:M here (for --configs)")
     parser.add_argument("--configs", type=Path, help="use these configs (from --best) instead of the tables")
     parser.add_argument("--md", type=Path, help="write the table as markdown here")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import torch
 import triton
 import triton.language as tl
 
@@ -100,3 +101,47 @@ def tile_coordinates_reference(pid: int, M: int, N: int, block_m: int, block_n: 
     first_m = (pid // width) * group_m
     rows = min(n_tiles_m - first_m, group_m)  # the last band may be shorter
     return first_m + (pid % width) % rows, (pid % width) // rows
+
+
+# ---------------------------------------------------------------- split-K in one launch
+#
+# Split-K programs add partial sums, so something must zero the sums before and convert them after: two more
+# kernels (a memset and a copy) per call, several microseconds of a decode step that takes 15 to 40. Instead the
+# buffers are kept between calls, and the slice of a tile that arrives last (a counter per tile) reads the sum,
+# writes Y and zeroes its part again: one launch per call.
+
+_SPLIT_K_BUFFERS: dict = {}  # (device, M, N, tiles) -> (float32 [M, N] partial sums, int32 [tiles] counters)
+
+
+def split_k_buffers(device, M: int, N: int, tiles: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The zeroed buffers of finish_split_k for Y [M, N] in ``tiles`` tiles: made once per shape and device and
+    reused (each call leaves them zero). Calls on one device are assumed to run one after the other (one CUDA
+    stream), as a model's layers do."""
+    key = (str(device), M, N, tiles)
+    if key not in _SPLIT_K_BUFFERS:
+        _SPLIT_K_BUFFERS[key] = (torch.zeros(M, N, dtype=torch.float32, device=device),
+                                 torch.zeros(tiles, dtype=torch.int32, device=device))
+    return _SPLIT_K_BUFFERS[key]
+
+
+@triton.jit
+def finish_split_k(acc, Y, partial, mask, arrived_ptr, SPLIT_K: tl.constexpr):
+    """Add this slice's float32 ``acc`` into ``partial``; the tile's last slice stores the sum to ``Y`` (pointers of
+    acc's shape) and zeroes ``partial`` and the tile's counter ``arrived_ptr`` again."""
+    tl.atomic_add(partial, acc, mask=mask, sem="relaxed")
+    tl.debug_barrier()  # every thread's adds are issued before the program says it has arrived
+    arrived = tl.atomic_add(arrived_ptr, 1, sem="acq_rel")  # how many slices of this tile came before this one
+    if arrived == SPLIT_K - 1:
+        total = tl.load(partial, mask=mask, other=0.0, cache_modifier=".cg")  # from L2, where the atomics went
+        tl.store(Y, total.to(Y.dtype.element_ty), mask=mask)
+        tl.store(partial, tl.zeros_like(total), mask=mask)  # zero again for the next call
+        tl.store(arrived_ptr, 0)
+
+
+def split_for_programs(n_tiles: int, programs: int, cap: int) -> int:
+    """The largest power of two s <= cap with n_tiles * s <= programs (at least 1): enough K slices to give
+    about ``programs`` programs (a wave of the GPU) when the tiles alone are fewer."""
+    s = 1
+    while s * 2 <= cap and n_tiles * s * 2 <= programs:
+        s *= 2
+    return s

@@ -26,6 +26,9 @@ Versions, each correct on every shape, format and g_idx:
     v6  GEMV, two codes per instruction (w4a16_fast.py): v5's tiles, each byte's two codes decoded into a
         float16 pair (1024 + c, a magic number) and multiplied by a pair of X in float16x2 (inline PTX, float16
         X on a GPU); an arithmetic twin of the same structure in float32 elsewhere (interpreter, bf16/fp32 X)
+    v7  few rows (few_rows.py, M <= 64): every row of X in one program, the weight tile as tl.dot's left
+        operand, exact integers q - z into the tensor cores (two codes decoded per instruction) and the
+        group's scale after the dot; needs the default g_idx, groups of a multiple of 32, whole int32 words
 
 Which version runs when ``version=None`` (measured on an H100): ``default_version`` below.
 """
@@ -36,7 +39,7 @@ import triton
 import triton.language as tl
 
 from ..packing import unpack_bits
-from . import checks, w4a16_fast
+from . import checks, few_rows, w4a16_fast
 from .decode import group_of_columns, load_nibble_codes, load_scale, load_zero_point
 from .launch import Config, pick
 
@@ -93,12 +96,19 @@ def w4a16_v2_kernel(
     tl.store(Y_ptr + rm[:, None] * stride_ym + n, acc.to(Y_ptr.dtype.element_ty), mask=(rm[:, None] < M) & (n < N))
 
 
-def default_version(M: int, v6_fast: bool = False) -> int:
+def default_version(M: int, v6_fast: bool = False, v7_runs: bool = False) -> int:
     """The version ``w4a16_matmul`` runs for M rows when none is asked for (the fastest on an H100).
 
     v6_fast: v6 would run its float16x2 path (w4a16_fast.v6_fast_path: float16 X, groups of a multiple of
-    64 codes, ...); then v6 takes the GEMV sizes, where it beat v5 on every benchmarked shape
-    (benchmarks/results/h100-2026-11-27-v3.md); otherwise v5 keeps them."""
+    64 codes, ...); then v6 takes M = 1, where it beat v5 and v7 on every benchmarked shape. v7_runs:
+    few_rows.supports this call (M <= 64, default g_idx, groups of a multiple of 32, whole words); then v7
+    takes M = 2 .. 64, where it reads the weight once for all rows (v6 and v5 once per row, v3 once per 16)
+    (benchmarks/results/h100-2026-11-27-v4.md). Otherwise v5 up to GEMV_MAX_M rows, v3, and v1 from
+    UNFUSED_MIN_M."""
+    if M == 1 and v6_fast:
+        return 6
+    if M >= 2 and v7_runs:
+        return 7
     if M <= GEMV_MAX_M:
         return 6 if v6_fast else 5
     return 3 if M < UNFUSED_MIN_M else 1
@@ -123,8 +133,8 @@ def w4a16_matmul(X, qweight, scale, zero_point=None, g_idx=None, bias=None, out=
     """``X @ W_hat.T + bias`` [M, N] in X's dtype for QuantLinear's 4-bit format (module docstring).
 
     g_idx: pass None when it is the default ``arange(K) // group_len`` (the fast kernels then
-    compute groups instead of loading them); pass the tensor after act-order. version: 1..6 (None: v6 or v5
-    for M <= GEMV_MAX_M, see default_version; v1 for M >= UNFUSED_MIN_M, else v3). config: a launch.Config
+    compute groups instead of loading them); pass the tensor after act-order. version: 1..7 (None: chosen by M
+    and the format, see default_version). config: a launch.Config
     (None: tables in w4a16_fast on a GPU, a small one in the interpreter). out: optional [M, N] buffer.
     """
     if qweight.dtype != torch.uint8 or qweight.dim() != 2:
@@ -147,9 +157,19 @@ def w4a16_matmul(X, qweight, scale, zero_point=None, g_idx=None, bias=None, out=
     out = checks.output_buffer(out, M, N, X.dtype, X.device)
     if M == 0:
         return out
-    version = version or default_version(M, w4a16_fast.v6_fast_path(X, K // n_groups, g_idx is not None))
-    if version not in (1, 2, 3, 4, 5, 6):
-        raise ValueError(f"version must be 1 to 6 (or None to choose by M), got {version!r}.")
+    if version is None:
+        group_len, has_g_idx = K // n_groups, g_idx is not None
+        version = default_version(M, w4a16_fast.v6_fast_path(X, group_len, has_g_idx),
+                                  few_rows.supports(X, qweight, 4, group_len, has_g_idx))
+    if version not in (1, 2, 3, 4, 5, 6, 7):
+        raise ValueError(f"version must be 1 to 7 (or None to choose by M), got {version!r}.")
+    if version == 7:
+        if not few_rows.supports(X, qweight, 4, K // n_groups, g_idx is not None):
+            raise ValueError(f"version 7 needs M <= {few_rows.MAX_M} (got {M}), the default g_idx (pass g_idx=None), "
+                             f"groups of a multiple of {few_rows.MIN_GROUP} columns (got {K // n_groups}) and rows of "
+                             "whole 4-byte words (K a multiple of 8); use version=None to choose one that runs.")
+        few_rows.launch(X, qweight, scale, zero_point, bias, out, 4, K // n_groups, config)
+        return out
     interpreted = checks.is_interpreted(w4a16_v2_kernel)
     if config is None:
         if interpreted:

@@ -22,6 +22,8 @@ Versions, each correct on every shape:
     v4  faster GEMV: int32 words (4 codes a load), each code decoded into a float mantissa (no
         int -> float conversion), the zero point out of the code loop, the whole K per program:
         one launch, no workspace
+    v5  few rows (few_rows.py, M <= 64): every row of X in one program, the weight tile as tl.dot's left
+        operand, the integers u - z decoded two per instruction (a prmt under the float16 exponent byte)
 """
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import checks
+from . import checks, few_rows
 from .decode import as_int32_words, byte_as_mantissa, load_words
 from .launch import Config, k_tiles_per_split, pick, tile_coordinates
 
@@ -200,7 +202,8 @@ def w8a16_reference(X, qweight, scale, zero_point=None, bias=None) -> torch.Tens
 def w8a16_matmul(X, qweight, scale, zero_point=None, bias=None, out=None, version=None, config=None):
     """``X @ ((q - zero_point) * scale).T + bias`` [M, N] in X's dtype (shapes in the module docstring).
 
-    version: 1 to 4 (None: v4 for M <= GEMV_MAX_M, else v2); config: a launch.Config
+    version: 1 to 5 (None: v5 for M <= few_rows.MAX_M and K a multiple of 4, else v4 for M <= GEMV_MAX_M, else
+    v2); config: a launch.Config
     (None: this module's table on a GPU, a small one in the interpreter); out: an optional
     [M, N] buffer of X's dtype that every element of is written.
     """
@@ -223,9 +226,16 @@ def w8a16_matmul(X, qweight, scale, zero_point=None, bias=None, out=None, versio
     out = checks.output_buffer(out, M, N, X.dtype, X.device)
     if M == 0:
         return out
-    version = version or (4 if M <= GEMV_MAX_M else 2)
-    if version not in (1, 2, 3, 4):
-        raise ValueError(f"version must be 1, 2, 3 or 4 (or None to choose by M), got {version!r}.")
+    if version is None:  # v5 where it runs (it beat v4 at M = 1 and v2 at M = 16 on an H100), else v4 / v2
+        version = 5 if few_rows.supports(X, qweight, 8, K, False) else 4 if M <= GEMV_MAX_M else 2
+    if version not in (1, 2, 3, 4, 5):
+        raise ValueError(f"version must be 1 to 5 (or None to choose by M), got {version!r}.")
+    if version == 5:
+        if not few_rows.supports(X, qweight, 8, K, False):
+            raise ValueError(f"version 5 needs M <= {few_rows.MAX_M} (got {M}) and rows of whole 4-byte words "
+                             f"(K a multiple of 4, got {K}); use version=None to choose one that runs.")
+        few_rows.launch(X, qweight, scale, zero_point, bias, out, 8, K, config)
+        return out
     interpreted = checks.is_interpreted(w8a16_v1_kernel)
     if config is None:
         tables = {1: GEMM_TABLE, 2: GEMM_TABLE, 3: GEMV_TABLE, 4: GEMV_V4_TABLE}

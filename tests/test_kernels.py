@@ -137,6 +137,116 @@ def test_w4a16_v6_chunks_of_whole_groups_and_words(dtype):
         check(Y, kernels.w4a16_reference(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias), dtype, out)
 
 
+# few_rows (W4A16 v7, W8A16 v5): (M, K, group_size, symmetric). M up to 64 (BLOCK_M 16, 32, 64); groups of 32,
+# 64, 96 (K steps of 32 inside it, 3 steps a group), a row, the tensor
+FEW_ROWS_W4_CASES = [(1, 160, 32, False), (3, 192, 64, True), (17, 128, "channel", False), (5, 256, "tensor", True),
+                     (33, 96, 32, False), (64, 288, 96, True), (48, 192, 96, False)]
+# K = 100 and 36: not a whole number of K steps (masked loads); K = 72: 18 words
+FEW_ROWS_W8_CASES = [(1, 100, "channel", True), (3, 72, "tensor", False), (17, 100, "channel", False),
+                     (40, 36, "channel", True)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("split_k", [1, 4])
+def test_few_rows_w4a16_v7_matches_reference(dtype, split_k):
+    """v7 on ragged N, M = 1..64, every group layout it takes; split_k = 4: slices past K (their scale must be
+    read inside the tensor), the bias added once, and the next step's loads issued by hand (unroll = 2).
+    On a GPU with float16 X: the inline-PTX decoding."""
+    config = Config(block_m=16, block_n=16, block_k=32, split_k=split_k, num_stages=2, unroll=2 if split_k > 1 else 1)
+    for case, (M, K, group_size, symmetric) in enumerate(FEW_ROWS_W4_CASES):
+        layer = quant_layer(20 + case, K, 4, group_size, symmetric, bias=case % 2 == 0)
+        rows, n_groups = layer.scale.shape
+        padded = torch.full((rows, n_groups + 1), float("nan"), dtype=layer.scale.dtype, device=DEVICE)
+        padded[:, :n_groups] = layer.scale
+        scale = padded[:, :n_groups]  # NaN right after each row's last group
+        X = activations(case, M, K, dtype)
+        out = poisoned(M, N, dtype)
+        Y = kernels.w4a16_matmul(X, layer.qweight, scale, layer.zero_point, None, layer.bias, out=out, version=7,
+                                 config=config)
+        check(Y, kernels.w4a16_reference(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias), dtype, out)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("split_k", [1, 2])
+def test_few_rows_w8a16_v5_matches_reference(dtype, split_k):
+    config = Config(block_m=16, block_n=16, block_k=64, split_k=split_k, num_stages=2, unroll=2 if split_k > 1 else 1)
+    for case, (M, K, group_size, symmetric) in enumerate(FEW_ROWS_W8_CASES):
+        layer = quant_layer(30 + case, K, 8, group_size, symmetric, bias=case % 2 == 1)
+        X = activations(case, M, K, dtype)
+        out = poisoned(M, N, dtype)
+        Y = kernels.w8a16_matmul(X, layer.qweight, layer.scale, layer.zero_point, layer.bias, out=out, version=5,
+                                 config=config)
+        check(Y, kernels.w8a16_reference(X, layer.qweight, layer.scale, layer.zero_point, layer.bias), dtype, out)
+
+
+def test_few_rows_split_k_leaves_its_buffers_zero():
+    """Split-K slices add into buffers kept between calls; the last slice of each n-block writes Y and zeroes
+    its part again, so the next call (any split, same shape) starts from zero."""
+    layer = quant_layer(40, 256, 4, 64, False)
+    X = activations(40, 3, 256, torch.float16)
+    ref = kernels.w4a16_reference(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias)
+    for split_k in (4, 2, 4):
+        config = Config(block_m=16, block_n=16, block_k=32, split_k=split_k)
+        Y = kernels.w4a16_matmul(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias,
+                                 out=poisoned(3, N, torch.float16), version=7, config=config)
+        check(Y, ref, torch.float16)
+        partial, arrived = launch.split_k_buffers(X.device, 3, N, -(-N // 16))
+        assert not partial.any() and not arrived.any()
+
+
+def test_few_rows_decodes_codes_in_column_order():
+    """The joins put code i of word w at column 8w + i (4 bits) / 4w + i (8 bits): one weight row with a single
+    nonzero code at each position in turn picks out exactly that column of X."""
+    K = 64
+    X = activations(0, 16, K, torch.float32)
+    for n_bits, version, matmul in ((4, 7, kernels.w4a16_matmul), (8, 5, kernels.w8a16_matmul)):
+        for k in (0, 1, 5, 7, 8, 13, 63):
+            codes = torch.zeros(16, K, dtype=torch.uint8)
+            codes[:, k] = 1
+            if n_bits == 4:
+                qweight = (codes[:, 0::2] | (codes[:, 1::2] << 4)).to(DEVICE)
+                zero_point = torch.zeros(16 * 2 // 2, dtype=torch.uint8, device=DEVICE)  # 16 rows x 2 groups of 32
+                args = (qweight, torch.ones(16, 2, dtype=torch.float16, device=DEVICE), zero_point, None)
+            else:
+                args = (codes.to(DEVICE), torch.ones(16, 1, dtype=torch.float16, device=DEVICE),
+                        torch.zeros(16, dtype=torch.uint8, device=DEVICE))
+            Y = matmul(X, *args, version=version)
+            assert torch.equal(Y, X[:, k:k + 1].expand(16, 16)), (n_bits, k)
+
+
+def test_few_rows_explains_what_it_cannot_run():
+    X = activations(0, 3, 96, torch.float16)
+    for group_size in (24, 16, 48):  # no K step of 32 inside one group
+        layer = quant_layer(0, 96, 4, group_size, False)
+        with pytest.raises(ValueError, match="groups of a multiple of 32"):
+            kernels.w4a16_matmul(X, layer.qweight, layer.scale, layer.zero_point, version=7)
+    layer = quant_layer(0, 96, 4, 32, False)
+    with pytest.raises(ValueError, match="M <= 64"):
+        kernels.w4a16_matmul(activations(0, 65, 96, torch.float16), layer.qweight, layer.scale, layer.zero_point,
+                             version=7)
+    with pytest.raises(ValueError, match="default g_idx"):
+        kernels.w4a16_matmul(X, layer.qweight, layer.scale, layer.zero_point, layer.g_idx.flip(0).contiguous(),
+                             version=7)
+    layer = quant_layer(0, 45, 8, "channel", True)
+    with pytest.raises(ValueError, match="K a multiple of 4"):
+        kernels.w8a16_matmul(activations(0, 3, 45, torch.float16), layer.qweight, layer.scale, version=5)
+
+
+def test_default_versions_by_rows_and_format():
+    """w4a16: v6 for one row (float16x2 path), v7 for 2..64 rows where few_rows runs, v5 / v3 / v1 otherwise;
+    w8a16: v5 where few_rows runs (K a multiple of 4), else v4 / v2."""
+    assert [w4a16.default_version(M, True, True) for M in (1, 2, 4, 64)] == [6, 7, 7, 7]
+    assert [w4a16.default_version(M, False, True) for M in (1, 2)] == [5, 7]
+    assert [w4a16.default_version(M, True, False) for M in (1, 4, 5, 64, 1024)] == [6, 6, 3, 3, 1]
+    layer = quant_layer(0, 96, 8, "channel", True)
+    X = activations(0, 3, 96, torch.float16)
+    from course_lib.kernels import few_rows
+    assert few_rows.supports(X, layer.qweight, 8, 96, False)
+    assert not few_rows.supports(activations(0, 65, 96, torch.float16), layer.qweight, 8, 96, False)
+    assert not few_rows.supports(activations(0, 3, 45, torch.float16), quant_layer(0, 45, 8, "channel", True).qweight,
+                                 8, 45, False)
+
+
 @pytest.mark.parametrize("version", [3, 4])
 def test_w4a16_split_k_adds_every_slice_and_the_bias_once(version):
     M = 3 if version == 4 else 17
@@ -167,7 +277,7 @@ def test_w4a16_wrapper_explains_bad_arguments():
     with pytest.raises(ValueError, match="out must be a contiguous"):
         kernels.w4a16_matmul(X, *args, out=torch.empty(3, N + 1, dtype=torch.float16, device=DEVICE))
     with pytest.raises(ValueError, match="version must be"):
-        kernels.w4a16_matmul(X, *args, version=7)
+        kernels.w4a16_matmul(X, *args, version=8)
     if not CUDA:
         with pytest.raises(ValueError, match="does not support bfloat16"):
             kernels.w4a16_matmul(X.bfloat16(), *args)
@@ -390,9 +500,46 @@ def test_w4a16_v6_ptx_path_matches_reference_and_arithmetic_twin(K, n_out, group
             check(Y, ref, torch.float16, out)
             outputs[ptx] = Y
         assert rel_error(outputs[True], outputs[False].double()) < TOLERANCE[torch.float16]
-        if config is None:
+        if config is None and M == 1:
             monkeypatch.setattr(w4a16_fast, "V6_PTX", True)
             assert w4a16.default_version(M, w4a16_fast.v6_fast_path(X, group_size, False)) == 6
+
+
+# (K, N, group_size, symmetric): benchmark and model sizes, and one off the even path (K_words not a whole
+# number of K steps per split: masked loads; N not a multiple of BLOCK_N)
+FEW_ROWS_GPU_CASES = [(4096, 4096, 128, False), (11008, 4096, 128, True), (576, 1536, 64, False),
+                      (1088, 202, 64, True)]
+
+
+@gpu_only
+@pytest.mark.parametrize("K, n_out, group_size, symmetric", FEW_ROWS_GPU_CASES)
+def test_few_rows_ptx_path_matches_reference_and_arithmetic_twin(K, n_out, group_size, symmetric, monkeypatch):
+    """W4A16 v7 and W8A16 v5 with their inline-PTX decoding (float16 X): against the float64 reference and
+    against the arithmetic twin the CPU tests run (the same integers into the same dot), M = 1 to 64, with the
+    tables' configs and a NaN-poisoned output."""
+    from course_lib.kernels import few_rows
+
+    w4 = quant_layer(K, K, 4, group_size, symmetric, n_out=n_out)
+    w8 = quant_layer(K + 1, K, 8, "channel", symmetric, n_out=n_out)
+    for M in (1, 5, 16, 64):
+        X = activations(M, M, K, torch.float16)
+        runs = {
+            "W4A16 v7": (lambda out: kernels.w4a16_matmul(X, w4.qweight, w4.scale, w4.zero_point, None, w4.bias,
+                                                          out=out, version=7),
+                         kernels.w4a16_reference(X, w4.qweight, w4.scale, w4.zero_point, None, w4.bias)),
+            "W8A16 v5": (lambda out: kernels.w8a16_matmul(X, w8.qweight, w8.scale, w8.zero_point, w8.bias, out=out,
+                                                          version=5),
+                         kernels.w8a16_reference(X, w8.qweight, w8.scale, w8.zero_point, w8.bias)),
+        }
+        for name, (run, ref) in runs.items():
+            outputs = {}
+            for ptx in (True, False):
+                monkeypatch.setattr(few_rows, "PTX_ENABLED", ptx)
+                assert few_rows.uses_ptx(X) == ptx
+                out = poisoned(M, n_out, torch.float16)
+                outputs[ptx] = run(out)
+                check(outputs[ptx], ref, torch.float16, out)
+            assert rel_error(outputs[True], outputs[False].double()) < 1e-4, (name, M)
 
 
 @gpu_only
