@@ -45,10 +45,11 @@ from .launch import (Config, finish_split_k, largest_power_of_two_dividing, pick
                      split_k_buffers)
 
 MAX_M = 64  # the largest BLOCK_M: beyond it the GEMMs (w4a16 v3 / w8a16 v2) tile M
-# (max M, config), from the CUDA-graph sweep of benchmarks/results/h100-2026-11-27-v4.md (M = 16 for W4A16, M = 1 for
-# W8A16, the four benchmark shapes). block_k = codes per K step (W4A16: capped by the group length); unroll 2 = the
-# next step's loads issued by hand; split_k is a cap: a table config takes the largest power of two at most it that
-# keeps the grid within PROGRAMS_PER_SM programs per SM (the register-limited occupancy: one wave, measured best)
+# (max M, config), from the CUDA-graph sweep benchmarks/results/h100-2026-11-27-v4-sweep.json (M = 16 for W4A16,
+# M = 1 for W8A16, the four benchmark shapes; notes in h100-2026-11-27-v4.md). block_k = codes per K step (W4A16:
+# capped by the group length); unroll 2 = the next step's loads issued by hand; split_k is a cap: a table config
+# takes the largest power of two at most it that keeps the grid within PROGRAMS_PER_SM programs per SM (the
+# register-limited occupancy: about one wave, the best split on every sweep shape)
 W4_TABLE = [(64, Config(block_m=16, block_n=64, block_k=128, split_k=8, num_warps=4, num_stages=1, unroll=2))]
 W8_TABLE = [(64, Config(block_m=16, block_n=32, block_k=128, split_k=8, num_warps=4, num_stages=3, unroll=1))]
 PROGRAMS_PER_SM = {4: 4, 8: 8}

@@ -127,12 +127,16 @@ def split_k_buffers(device, M: int, N: int, tiles: int) -> tuple[torch.Tensor, t
 @triton.jit
 def finish_split_k(acc, Y, partial, mask, arrived_ptr, SPLIT_K: tl.constexpr):
     """Add this slice's float32 ``acc`` into ``partial``; the tile's last slice stores the sum to ``Y`` (pointers of
-    acc's shape) and zeroes ``partial`` and the tile's counter ``arrived_ptr`` again."""
+    acc's shape) and zeroes ``partial`` and the tile's counter ``arrived_ptr`` again.
+
+    The last slice reads the sums with atomics too (adding 0): with plain loads (ld.global.cg) after the counter's
+    acquire, an H100 returned sums that missed another slice's adds on about one tile in a hundred calls
+    (benchmarks/results/h100-2026-11-27-v4.md), so the read goes where the adds went, in their order."""
     tl.atomic_add(partial, acc, mask=mask, sem="relaxed")
     tl.debug_barrier()  # every thread's adds are issued before the program says it has arrived
     arrived = tl.atomic_add(arrived_ptr, 1, sem="acq_rel")  # how many slices of this tile came before this one
     if arrived == SPLIT_K - 1:
-        total = tl.load(partial, mask=mask, other=0.0, cache_modifier=".cg")  # from L2, where the atomics went
+        total = tl.atomic_add(partial, tl.zeros_like(acc), mask=mask, sem="acq_rel")  # the sum, read at L2
         tl.store(Y, total.to(Y.dtype.element_ty), mask=mask)
         tl.store(partial, tl.zeros_like(total), mask=mask)  # zero again for the next call
         tl.store(arrived_ptr, 0)

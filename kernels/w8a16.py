@@ -189,6 +189,15 @@ def w8a16_v4_gemv_kernel(
     tl.store(Y_ptr + m * stride_ym + n, y.to(Y_ptr.dtype.element_ty), mask=n < N)
 
 
+def default_version(M: int, v5_runs: bool) -> int:
+    """The version ``w8a16_matmul`` runs for M rows when none is asked for. On an H100
+    (benchmarks/results/h100-2026-11-27-v4.md) v4 and v5 tie at M = 1 (0.97x to 1.07x of each other), v5 beats
+    v4 at M = 4 (1.7x) and v2 at M = 16 and 64. v5_runs: few_rows.supports the call (M <= 64, K a multiple of 4)."""
+    if M >= 2 and v5_runs:
+        return 5
+    return 4 if M <= GEMV_MAX_M else 2
+
+
 def w8a16_reference(X, qweight, scale, zero_point=None, bias=None) -> torch.Tensor:
     """Slow reference in float64: decode W_hat = (q - zero_point) * scale, then X @ W_hat.T + bias."""
     W_hat = qweight.double()  # [N, K]
@@ -202,8 +211,8 @@ def w8a16_reference(X, qweight, scale, zero_point=None, bias=None) -> torch.Tens
 def w8a16_matmul(X, qweight, scale, zero_point=None, bias=None, out=None, version=None, config=None):
     """``X @ ((q - zero_point) * scale).T + bias`` [M, N] in X's dtype (shapes in the module docstring).
 
-    version: 1 to 5 (None: v5 for M <= few_rows.MAX_M and K a multiple of 4, else v4 for M <= GEMV_MAX_M, else
-    v2); config: a launch.Config
+    version: 1 to 5 (None: v4 for M = 1; v5 for M = 2 .. few_rows.MAX_M and K a multiple of 4; else v4 for
+    M <= GEMV_MAX_M, v2 beyond); config: a launch.Config
     (None: this module's table on a GPU, a small one in the interpreter); out: an optional
     [M, N] buffer of X's dtype that every element of is written.
     """
@@ -226,8 +235,8 @@ def w8a16_matmul(X, qweight, scale, zero_point=None, bias=None, out=None, versio
     out = checks.output_buffer(out, M, N, X.dtype, X.device)
     if M == 0:
         return out
-    if version is None:  # v5 where it runs (it beat v4 at M = 1 and v2 at M = 16 on an H100), else v4 / v2
-        version = 5 if few_rows.supports(X, qweight, 8, K, False) else 4 if M <= GEMV_MAX_M else 2
+    if version is None:
+        version = default_version(M, few_rows.supports(X, qweight, 8, K, False))
     if version not in (1, 2, 3, 4, 5):
         raise ValueError(f"version must be 1 to 5 (or None to choose by M), got {version!r}.")
     if version == 5:

@@ -234,13 +234,16 @@ def test_few_rows_explains_what_it_cannot_run():
 
 def test_default_versions_by_rows_and_format():
     """w4a16: v6 for one row (float16x2 path), v7 for 2..64 rows where few_rows runs, v5 / v3 / v1 otherwise;
-    w8a16: v5 where few_rows runs (K a multiple of 4), else v4 / v2."""
+    w8a16: v4 for one row, v5 for 2..64 rows where few_rows runs (K a multiple of 4), else v4 / v2."""
     assert [w4a16.default_version(M, True, True) for M in (1, 2, 4, 64)] == [6, 7, 7, 7]
     assert [w4a16.default_version(M, False, True) for M in (1, 2)] == [5, 7]
     assert [w4a16.default_version(M, True, False) for M in (1, 4, 5, 64, 1024)] == [6, 6, 3, 3, 1]
+    from course_lib.kernels import few_rows, w8a16
+
+    assert [w8a16.default_version(M, True) for M in (1, 2, 4, 64)] == [4, 5, 5, 5]
+    assert [w8a16.default_version(M, False) for M in (1, 4, 5, 64)] == [4, 4, 2, 2]
     layer = quant_layer(0, 96, 8, "channel", True)
     X = activations(0, 3, 96, torch.float16)
-    from course_lib.kernels import few_rows
     assert few_rows.supports(X, layer.qweight, 8, 96, False)
     assert not few_rows.supports(activations(0, 65, 96, torch.float16), layer.qweight, 8, 96, False)
     assert not few_rows.supports(activations(0, 3, 45, torch.float16), quant_layer(0, 45, 8, "channel", True).qweight,
