@@ -6,8 +6,10 @@ is ever installed. Import it as ``from course_lib import kernels`` or
 ``import course_lib.kernels``. It needs ``triton``; ``course_lib`` itself does not, and
 ``QuantLinear`` imports this package only when a CUDA input reaches its forward.
 
-    w8a16   int8 weights, one scale per output channel        w8a16_matmul   (v1 naive, v2 GEMM, v3-v4 GEMV)
-    w4a16   QuantLinear's packed 4-bit format                  w4a16_matmul   (v1 unfused ... v3 GEMM, v4-v5 GEMV)
+    w8a16   int8 weights, one scale per output channel        w8a16_matmul   (v1 naive, v2 GEMM, v3-v4 GEMV, v5)
+    w4a16   QuantLinear's packed 4-bit format                  w4a16_matmul   (v1 unfused ... v3 GEMM, v4-v6 GEMV, v7)
+    few_rows  tensor-core kernels for M <= 64 rows              (W4A16 v7, W8A16 v5: the weight read once for all rows)
+    launch  launch configs, the tile order, split-K in one launch
     w8a8    int8 activations x int8 weights -> int32           quantize_per_token, w8a8_matmul, w8a8_linear
     dispatch  which kernel runs a QuantLinear                  quant_linear_forward, w8a8_forward (kernel hooks)
 

@@ -137,6 +137,7 @@ def finish_split_k(acc, Y, partial, mask, arrived_ptr, SPLIT_K: tl.constexpr):
     arrived = tl.atomic_add(arrived_ptr, 1, sem="acq_rel")  # how many slices of this tile came before this one
     if arrived == SPLIT_K - 1:
         total = tl.atomic_add(partial, tl.zeros_like(acc), mask=mask, sem="acq_rel")  # the sum, read at L2
+        total = tl.where(mask, total, 0.0)  # masked-off lanes hold no value
         tl.store(Y, total.to(Y.dtype.element_ty), mask=mask)
         tl.store(partial, tl.zeros_like(total), mask=mask)  # zero again for the next call
         tl.store(arrived_ptr, 0)
