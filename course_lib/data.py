@@ -27,7 +27,8 @@ is measured only on ``"eval"``.
 
 Token streams join documents with the tokens of ``"\\n\\n"``; each document is tokenized
 on its own (``add_special_tokens=False``), so a prefix of the stream never depends on
-what follows it.
+what follows it. A split's stream is tokenized once per machine and then read from the
+course cache folder (:mod:`course_lib.token_cache` says how it is keyed and checked).
 """
 
 import glob
@@ -38,6 +39,8 @@ import re
 import sysconfig
 from importlib import resources
 from pathlib import Path
+
+from . import token_cache
 
 CORPORA = ("wiki", "code", "sql")
 OPTIONAL_CORPORA = ("sql",)  # read from a system package that may be absent
@@ -256,20 +259,29 @@ def _token_stream(tokenizer, texts: list[str], max_tokens: int | None) -> list[i
 def token_ids(tokenizer, corpus: str, split: str, max_tokens: int | None = None):
     """The split as one 1-D LongTensor of token ids, cut to ``max_tokens`` if given.
 
-    ``token_ids(tok, c, s, n)`` equals ``token_ids(tok, c, s)[:n]`` but only tokenizes
-    the documents it needs.
+    ``token_ids(tok, c, s, n)`` equals ``token_ids(tok, c, s)[:n]``. A Hugging Face fast
+    tokenizer's streams are cached (in memory and under the course cache folder, keyed by the
+    tokenizer, the split's texts and everything else the ids depend on: see
+    :mod:`course_lib.token_cache`), so a split is tokenized once per machine. Any other
+    tokenizer (a plain callable) is called on every request, and for a prefix only on the
+    documents it needs.
     """
     import torch
 
     if max_tokens is not None:
         _check_int("max_tokens", max_tokens, 1)
     texts = [doc["text"] for doc in documents(corpus, split)]
-    stream = _token_stream(tokenizer, texts, max_tokens)
+    full = token_cache.cached_stream(  # None for a tokenizer that cannot be fingerprinted
+        tokenizer, corpus, split, texts, DOCUMENT_SEPARATOR,
+        build=lambda: torch.tensor(_token_stream(tokenizer, texts, None), dtype=torch.long))
+    stream = full if full is not None else _token_stream(tokenizer, texts, max_tokens)
     if max_tokens is not None and len(stream) < max_tokens:
         raise ValueError(
             f"the {corpus!r} {split!r} split has only {len(stream)} tokens, fewer than "
             f"max_tokens={max_tokens}; ask for at most {len(stream)} tokens"
         )
+    if full is not None:
+        return full[:max_tokens].clone()  # a copy: callers may change it, the cached stream stays
     return torch.tensor(stream[:max_tokens], dtype=torch.long)
 
 

@@ -311,3 +311,162 @@ def test_missing_stdlib_sources_raise(tmp_path, monkeypatch):
     monkeypatch.setattr(data.sysconfig, "get_paths", lambda: {"stdlib": str(tmp_path)})
     with pytest.raises(FileNotFoundError, match=r"no standard-library sources found"):
         data.documents("code", "calib")
+
+
+# ---------------------------------------------------------------- the token-stream cache
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """An empty course cache folder and an empty in-memory memo; counts how often a split is tokenized."""
+    from course_lib import models, token_cache
+
+    monkeypatch.setenv(models.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    token_cache.clear_memory()
+    builds = []
+    real = data._token_stream
+
+    def counting(tokenizer, texts, max_tokens):
+        builds.append(len(texts))
+        return real(tokenizer, texts, max_tokens)
+
+    monkeypatch.setattr(data, "_token_stream", counting)
+    yield builds
+    token_cache.clear_memory()
+
+
+def _cache_files():
+    from course_lib import token_cache
+
+    folder = token_cache.cache_folder()
+    return sorted(folder.glob("*.bin")) if folder.is_dir() else []
+
+
+def _fake_documents(monkeypatch, texts):
+    monkeypatch.setattr(data, "documents", lambda corpus, split: [{"title": f"t{i}", "text": t} for i, t in enumerate(texts)])
+
+
+def _direct(tokenizer, texts):
+    """The stream tokenized by hand: each text without special tokens, joined by the separator's tokens."""
+    separator = tokenizer(data.DOCUMENT_SEPARATOR, add_special_tokens=False)["input_ids"]
+    out = []
+    for i, text in enumerate(texts):
+        out += (separator if i else []) + tokenizer(text, add_special_tokens=False)["input_ids"]
+    return out
+
+
+def test_cache_hit_returns_identical_ids(tokenizer, fresh_cache):
+    from course_lib import token_cache
+
+    first = data.token_ids(tokenizer, "code", "eval")
+    assert fresh_cache == [len(data.documents("code", "eval"))], "a cold cache tokenizes the split once"
+    assert len(_cache_files()) == 1
+    again = data.token_ids(tokenizer, "code", "eval")  # from memory
+    token_cache.clear_memory()
+    from_disk = data.token_ids(tokenizer, "code", "eval")  # from the file
+    prefix = data.token_ids(tokenizer, "code", "eval", max_tokens=1000)
+    assert len(fresh_cache) == 1, "a warm cache must not tokenize again"
+    assert torch.equal(first, again) and torch.equal(first, from_disk) and torch.equal(prefix, first[:1000])
+    assert from_disk.dtype == torch.long and from_disk.dim() == 1
+    assert from_disk.tolist() == _direct(tokenizer, [d["text"] for d in data.documents("code", "eval")])
+    # callers get copies: changing one never changes what the next caller gets
+    expected = first.tolist()
+    first[:10] = -1
+    again[:10] = -1
+    prefix[:10] = -1
+    assert data.token_ids(tokenizer, "code", "eval").tolist() == expected
+
+
+def test_cache_misses_when_the_corpus_text_changes(tokenizer, fresh_cache, monkeypatch):
+    texts = ["Quantization maps real numbers to integers.", "def f(x):\n    return round(x)"]
+    _fake_documents(monkeypatch, texts)
+    before = data.token_ids(tokenizer, "wiki", "eval")
+    assert before.tolist() == _direct(tokenizer, texts) and len(fresh_cache) == 1
+    for changed in (texts[:1] + [texts[1] + " # rounded"],  # an edited document
+                    texts[:1],  # a document fewer
+                    [texts[0] + texts[1]]):  # the same characters, another split into documents
+        _fake_documents(monkeypatch, changed)
+        after = data.token_ids(tokenizer, "wiki", "eval")
+        assert after.tolist() == _direct(tokenizer, changed), changed
+    assert len(fresh_cache) == 4, "every changed text must be tokenized again, never served from the cache"
+    assert len(_cache_files()) == 4
+    _fake_documents(monkeypatch, texts)  # back to the first text: its file is still good
+    assert torch.equal(data.token_ids(tokenizer, "wiki", "eval"), before) and len(fresh_cache) == 4
+    assert len(data.token_ids(tokenizer, "wiki", "calib")) == len(before) and len(fresh_cache) == 5, \
+        "another split is another key"
+
+
+def test_cache_misses_when_the_tokenizer_changes(tokenizer, fresh_cache, monkeypatch):
+    import copy
+
+    texts = ["Groupwise quantization of the weights: zzqqxxword appears here.", "and zzqqxxword again"]
+    _fake_documents(monkeypatch, texts)
+    plain = data.token_ids(tokenizer, "wiki", "eval")
+    other = copy.deepcopy(tokenizer)
+    other.add_tokens(["zzqqxxword"])
+    changed = data.token_ids(other, "wiki", "eval")
+    assert len(fresh_cache) == 2, "a tokenizer with another vocabulary must not be served the first one's ids"
+    assert changed.tolist() == _direct(other, texts) and not torch.equal(changed, plain)
+    # the same object, changed after its first use, misses too
+    other.add_tokens(["Groupwise"])
+    again = data.token_ids(other, "wiki", "eval")
+    assert len(fresh_cache) == 3 and again.tolist() == _direct(other, texts)
+    assert torch.equal(data.token_ids(tokenizer, "wiki", "eval"), plain) and len(fresh_cache) == 3
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip_id", "garbage", "empty", "other_key"])
+def test_a_damaged_cache_file_is_rebuilt_not_trusted(tokenizer, fresh_cache, monkeypatch, damage):
+    from course_lib import token_cache
+
+    texts = ["Cache files are checked before use.", "A damaged one is tokenized again and rewritten."]
+    _fake_documents(monkeypatch, texts)
+    good = data.token_ids(tokenizer, "wiki", "eval")
+    (path,) = _cache_files()
+    raw = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(raw[:-6])
+    elif damage == "flip_id":  # same length, one id changed: only the checksum can tell
+        path.write_bytes(raw[:-4] + bytes([raw[-4] ^ 1]) + raw[-3:])
+    elif damage == "garbage":
+        path.write_bytes(b"not a token file at all")
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:  # a well-formed file for another text, under this key's name
+        _fake_documents(monkeypatch, ["something else entirely"])
+        data.token_ids(tokenizer, "wiki", "eval")
+        (other_path,) = [p for p in _cache_files() if p != path]
+        path.write_bytes(other_path.read_bytes())
+        _fake_documents(monkeypatch, texts)
+    token_cache.clear_memory()
+    builds = len(fresh_cache)
+    rebuilt = data.token_ids(tokenizer, "wiki", "eval")
+    assert len(fresh_cache) == builds + 1, "a damaged file must be tokenized again"
+    assert torch.equal(rebuilt, good) and rebuilt.tolist() == _direct(tokenizer, texts)
+    assert path.read_bytes() == raw, "the damaged file is replaced by a good one"
+    token_cache.clear_memory()
+    assert torch.equal(data.token_ids(tokenizer, "wiki", "eval"), good) and len(fresh_cache) == builds + 1
+
+
+def test_an_unwritable_cache_folder_warns_and_still_tokenizes(tokenizer, fresh_cache, monkeypatch, tmp_path):
+    from course_lib import models
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv(models.CACHE_ENV_VAR, str(blocker))  # <file>/tokens-v1 cannot be created
+    texts = ["No cache folder here.", "The ids are still right."]
+    _fake_documents(monkeypatch, texts)
+    with pytest.warns(UserWarning, match=r"could not keep the token cache file.*QUANT_COURSE_CACHE"):
+        ids = data.token_ids(tokenizer, "wiki", "eval")
+    assert ids.tolist() == _direct(tokenizer, texts)
+
+
+def test_a_plain_callable_tokenizer_is_never_cached(tokenizer, fresh_cache, monkeypatch):
+    texts = ["A callable without a backend.", "Its ids are computed on every call."]
+    _fake_documents(monkeypatch, texts)
+
+    def plain(batch, **kwargs):
+        return tokenizer(batch, **kwargs)
+
+    assert data.token_ids(plain, "wiki", "eval").tolist() == _direct(tokenizer, texts)
+    assert data.token_ids(plain, "wiki", "eval").tolist() == _direct(tokenizer, texts)
+    assert len(fresh_cache) == 2 and _cache_files() == []
