@@ -191,7 +191,7 @@ def w8a16_v4_gemv_kernel(
 
 def default_version(M: int, v5_runs: bool) -> int:
     """The version ``w8a16_matmul`` runs for M rows when none is asked for. On an H100
-    (benchmarks/results/h100-2026-11-27-v4.md) v4 and v5 tie at M = 1 (0.97x to 1.07x of each other), v5 beats
+    (benchmarks/results/h100-2026-11-27-v4.md) v4 and v5 tie at M = 1 (v5 at 0.90x to 1.03x of v4's speed), v5 beats
     v4 at M = 4 (1.7x) and v2 at M = 16 and 64. v5_runs: few_rows.supports the call (M <= 64, K a multiple of 4)."""
     if M >= 2 and v5_runs:
         return 5
