@@ -173,9 +173,6 @@ def candidates(K: int, N: int, group_size: int, kernels, gen, configs: dict | No
                                                               version=1), w4["W_hat"]),
         "W4A16-v3": (w4_bytes, lambda X: kernels.w4a16_matmul(X, w4["qweight"], w4["scale"], w4["zero_point"],
                                                               version=3), w4["W_hat"]),
-        # the previous GEMVs at M = 1, next to the ones the wrappers pick now
-        "W4A16-v4": (w4_bytes, lambda X: kernels.w4a16_matmul(X, w4["qweight"], w4["scale"], w4["zero_point"],
-                                                              version=4), w4["W_hat"]),
         # the two newest W4A16 GEMVs side by side at M <= 4 (v6: float16x2 inline PTX; its config from
         # --configs as "W4A16-v6:M", else its table)
         "W4A16-v5": (w4_bytes, lambda X: kernels.w4a16_matmul(X, w4["qweight"], w4["scale"], w4["zero_point"],
@@ -208,7 +205,7 @@ def run_shape(M: int, K: int, N: int, fns: dict, weights: dict, kernels, quick: 
     X = torch.randn(M, K, generator=gen, device=DEVICE).half()
     w8 = weights["w8"]
     q_x, scale_x = kernels.quantize_per_token(X)
-    side_by_side = {"W4A16-v1": M >= 256, "W4A16-v3": M >= 4, "W4A16-v4": False, "W8A16-v4": M <= 4,
+    side_by_side = {"W4A16-v1": M >= 256, "W4A16-v3": M >= 4, "W8A16-v4": M <= 4,
                     "W8A16-v2": 16 <= M <= 64, "W4A16-v5": M <= 4, "W4A16-v6": M <= 4, "W4A16-v7": M <= 64,
                     "W8A16-v5": M <= 64}
     fns = {name: entry for name, entry in fns.items() if side_by_side.get(name, True)}
