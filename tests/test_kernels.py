@@ -546,6 +546,22 @@ def test_few_rows_ptx_path_matches_reference_and_arithmetic_twin(K, n_out, group
 
 
 @gpu_only
+def test_few_rows_split_k_sums_every_slice_under_load():
+    """The split-K race an H100 showed: with 2 or 4 slices on 4096 x 11008 at M = 4 and 8, the last slice read
+    sums that missed another slice's adds on about one tile in a hundred calls (benchmarks/results/
+    h100-2026-11-27-v4.md). Many calls, each checked: any missed slice shows as a large error."""
+    layer = quant_layer(7, 4096, 4, 128, False, bias=False, n_out=11008)
+    for M in (4, 8):
+        X = activations(M, M, 4096, torch.float16)
+        ref = kernels.w4a16_reference(X, layer.qweight, layer.scale, layer.zero_point)
+        for split_k in (2, 4):
+            config = Config(block_m=16, block_n=64, block_k=128, split_k=split_k, num_stages=1, unroll=2)
+            for _ in range(8):
+                Y = kernels.w4a16_matmul(X, layer.qweight, layer.scale, layer.zero_point, version=7, config=config)
+                check(Y, ref, torch.float16)
+
+
+@gpu_only
 def test_smollm2_shaped_model_same_logits_through_the_kernels():
     """SmolLM2-135M's architecture (hidden 576, intermediate 1536, 9/3 heads), random weights, W4 g64."""
     from course_lib.rtn import RTNConfig, quantize_model
