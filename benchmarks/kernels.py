@@ -309,7 +309,7 @@ def sweep(args, kernels) -> list:
                     results.append(dict(kind=kind, M=M, K=K, N=N, config=config.__dict__, ms=ms))
                     if args.verbose:
                         print(f"  {kind} M={M} K={K} N={N} {ms * 1e3:8.1f} us {config}", flush=True)
-                tried = [r for r in results if r["kind"] == kind and r["M"] == M and r["K"] == K]
+                tried = [r for r in results if r["kind"] == kind and r["M"] == M and (r["K"], r["N"]) == (K, N)]
                 if tried:
                     best = min(tried, key=lambda r: r["ms"])
                     print(f"best {kind:6s} M={M:5d} K={K:5d} N={N:5d} {best['ms'] * 1e3:8.1f} us {best['config']}",

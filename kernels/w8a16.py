@@ -190,10 +190,12 @@ def w8a16_v4_gemv_kernel(
 
 
 def default_version(M: int, v5_runs: bool) -> int:
-    """The version ``w8a16_matmul`` runs for M rows when none is asked for. On an H100
-    (benchmarks/results/h100-2026-11-27-v4.md) v4 and v5 tie at M = 1 (v5 at 0.90x to 1.03x of v4's speed), v5 beats
-    v4 at M = 4 (1.7x) and v2 at M = 16 and 64. v5_runs: few_rows.supports the call (M <= 64, K a multiple of 4)."""
-    if M >= 2 and v5_runs:
+    """The version ``w8a16_matmul`` runs for M rows when none is asked for: v5 wherever it runs (few_rows.supports
+    the call: M <= 64, K a multiple of 4), else v4 up to GEMV_MAX_M rows and v2 beyond. Measured (CUDA graphs,
+    the four benchmark shapes): at M = 1 v5 runs at 0.90x to 1.03x of v4's speed on an H100
+    (benchmarks/results/h100-2026-11-27-v4.md) and 0.96x to 1.14x on an H200 (h200-2026-12-01.md), the largest
+    shape gaining most on both; v5 beats v4 at M = 4 (1.7x) and v2 at M = 16 and 64."""
+    if v5_runs:
         return 5
     return 4 if M <= GEMV_MAX_M else 2
 
@@ -211,7 +213,7 @@ def w8a16_reference(X, qweight, scale, zero_point=None, bias=None) -> torch.Tens
 def w8a16_matmul(X, qweight, scale, zero_point=None, bias=None, out=None, version=None, config=None):
     """``X @ ((q - zero_point) * scale).T + bias`` [M, N] in X's dtype (shapes in the module docstring).
 
-    version: 1 to 5 (None: v4 for M = 1; v5 for M = 2 .. few_rows.MAX_M and K a multiple of 4; else v4 for
+    version: 1 to 5 (None: v5 for M <= few_rows.MAX_M and K a multiple of 4; else v4 for
     M <= GEMV_MAX_M, v2 beyond); config: a launch.Config
     (None: this module's table on a GPU, a small one in the interpreter); out: an optional
     [M, N] buffer of X's dtype that every element of is written.

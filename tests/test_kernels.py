@@ -234,13 +234,13 @@ def test_few_rows_explains_what_it_cannot_run():
 
 def test_default_versions_by_rows_and_format():
     """w4a16: v6 for one row (float16x2 path), v7 for 2..64 rows where few_rows runs, v5 / v3 / v1 otherwise;
-    w8a16: v4 for one row, v5 for 2..64 rows where few_rows runs (K a multiple of 4), else v4 / v2."""
+    w8a16: v5 for 1..64 rows where few_rows runs (K a multiple of 4), else v4 / v2."""
     assert [w4a16.default_version(M, True, True) for M in (1, 2, 4, 64)] == [6, 7, 7, 7]
     assert [w4a16.default_version(M, False, True) for M in (1, 2)] == [5, 7]
     assert [w4a16.default_version(M, True, False) for M in (1, 4, 5, 64, 1024)] == [6, 6, 3, 3, 1]
     from course_lib.kernels import few_rows, w8a16
 
-    assert [w8a16.default_version(M, True) for M in (1, 2, 4, 64)] == [4, 5, 5, 5]
+    assert [w8a16.default_version(M, True) for M in (1, 2, 4, 64)] == [5, 5, 5, 5]
     assert [w8a16.default_version(M, False) for M in (1, 4, 5, 64)] == [4, 4, 2, 2]
     layer = quant_layer(0, 96, 8, "channel", True)
     X = activations(0, 3, 96, torch.float16)
@@ -574,8 +574,12 @@ def test_smollm2_shaped_model_same_logits_through_the_kernels():
 
 
 @gpu_only
-def test_default_model_same_logits_through_the_kernels():
-    """The real default model, W4 g64 on every linear but lm_head, fp32 and fp16."""
+@pytest.mark.parametrize("bits, group_size", [(4, 64), (8, "channel")])
+def test_default_model_same_logits_through_the_kernels(bits, group_size):
+    """The real default model, RTN on every linear but lm_head, fp32 and fp16, at the row counts a model meets:
+    one token (decoding: the GEMVs), a prompt (the few-rows kernels) and two long sequences (the GEMMs)."""
+    import copy
+
     from course_lib.models import load_model
     from course_lib.rtn import RTNConfig, quantize_model
 
@@ -583,7 +587,10 @@ def test_default_model_same_logits_through_the_kernels():
         model, tokenizer = load_model(device="cuda")
     except FileNotFoundError as err:
         pytest.skip(f"the default model is not installed here: {err}")
-    quantize_model(model, RTNConfig(4, 64), progress=False)
-    ids = tokenizer("The capital of France is the city of", return_tensors="pt").input_ids.cuda()
-    assert kernel_vs_dequantize_logits(model, ids, None) < 1e-4
-    assert kernel_vs_dequantize_logits(model.half(), ids, None) < 1e-2
+    quantize_model(model, RTNConfig(bits, group_size), progress=False)
+    prompt = tokenizer("The capital of France is the city of", return_tensors="pt").input_ids.cuda()
+    long = torch.randint(0, model.config.vocab_size, (2, 160), generator=torch.Generator().manual_seed(0)).cuda()
+    half = copy.deepcopy(model).half()
+    for ids in (prompt[:, :1], prompt, long):  # M = 1, 9 and 320 rows into every linear
+        assert kernel_vs_dequantize_logits(model, ids, None) < 1e-4, ids.shape
+        assert kernel_vs_dequantize_logits(half, ids, None) < 1e-2, ids.shape
