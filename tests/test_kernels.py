@@ -419,12 +419,16 @@ def kernel_vs_dequantize_logits(model, ids: torch.Tensor, hook) -> float:
     return rel_error(fast, dense)
 
 
-def test_tiny_llama_w4_g64_same_logits_through_the_kernels():
+@pytest.mark.parametrize("bits, group_size", [(4, 64), (8, "channel")])
+def test_tiny_llama_same_logits_through_the_kernels(bits, group_size):
+    """The CPU twin of the real-model GPU test: RTN W4 g64 / W8 per channel, one token (decoding) and a prompt."""
     from course_lib.rtn import RTNConfig, quantize_model
 
-    model = quantize_model(random_llama(0, 128, 256, 2, 100, 4, 2).to(DEVICE), RTNConfig(4, 64), progress=False)
+    model = quantize_model(random_llama(0, 128, 256, 2, 100, 4, 2).to(DEVICE), RTNConfig(bits, group_size),
+                           progress=False)
     ids = torch.randint(0, 100, (1, 12), generator=torch.Generator().manual_seed(0)).to(DEVICE)
-    assert kernel_vs_dequantize_logits(model, ids, kernels.quant_linear_forward) < 1e-5
+    for rows in (ids[:, :1], ids):  # M = 1 and 12 into every linear
+        assert kernel_vs_dequantize_logits(model, rows, kernels.quant_linear_forward) < 1e-5, rows.shape
 
 
 # ------------------------------------------------------------------ GPU only
