@@ -22,7 +22,6 @@ from pathlib import Path
 
 import torch
 import triton
-import triton.language as tl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kernels import DEVICE, SHAPES, candidates, import_kernels, rel_error  # noqa: E402
