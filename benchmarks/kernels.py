@@ -71,16 +71,22 @@ def bench(fn, quick: bool = False) -> float:
     return do_bench(fn, warmup=10 if quick else 25, rep=40 if quick else 100, return_mode="median")
 
 
-def bench_graph(fn, quick: bool = False) -> float:
-    """Median milliseconds of one CUDA-graph replay of fn(): the GPU time without Python's launch overhead."""
+def capture_graph(fn) -> torch.cuda.CUDAGraph:
+    """fn() captured as a CUDA graph (run once first, off the default stream, as capture requires)."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm the allocator off the default stream, as capture requires
+    with torch.cuda.stream(side):  # warm the allocator off the default stream
         fn()
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         fn()
+    return graph
+
+
+def bench_graph(fn, quick: bool = False) -> float:
+    """Median milliseconds of one CUDA-graph replay of fn(): the GPU time without Python's launch overhead."""
+    graph = capture_graph(fn)
     ms = bench(graph.replay, quick)
     del graph
     return ms

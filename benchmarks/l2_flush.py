@@ -24,7 +24,7 @@ import torch
 import triton
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kernels import DEVICE, SHAPES, candidates, import_kernels, rel_error  # noqa: E402
+from kernels import DEVICE, SHAPES, candidates, capture_graph, import_kernels, rel_error  # noqa: E402
 
 FLUSH_BYTES = 256 * 1024 * 1024  # as triton.testing.do_bench
 PRODUCTS = {  # label in the JSON -> name in benchmarks/kernels.candidates (the defaults at M = 1)
@@ -38,14 +38,7 @@ def empty_kernel(Y_ptr):
 
 def time_graph(fn, flush, reps: int) -> float:
     """Median microseconds of one CUDA-graph replay of fn(), each replay after flush()."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):  # warm the allocator off the default stream, as capture requires
-        fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
+    graph = capture_graph(fn)
     for _ in range(10):
         flush()
         graph.replay()
