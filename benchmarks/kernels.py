@@ -96,6 +96,15 @@ def rel_error(Y, ref) -> float:
     return ((Y.float() - ref).norm() / ref.norm()).item()
 
 
+def check_product(name: str, Y, X, W_hat, where: str) -> float:
+    """Relative error of Y against X @ W_hat.T in float32; raises if over the limit for that kind of product."""
+    error = rel_error(Y, X.float() @ W_hat.T)
+    limit = 3e-2 if name in ("torch-int4", "W8A8", "W8A8-gemm") else 5e-3  # bf16 input / int8 activations
+    if not error < limit:
+        raise AssertionError(f"{name} {where}: relative error {error:.2e} >= {limit}")
+    return error
+
+
 # ------------------------------------------------------------------ random weights in each format
 
 def make_w4(N: int, K: int, group_size: int, gen) -> dict:
@@ -219,10 +228,7 @@ def run_shape(M: int, K: int, N: int, fns: dict, weights: dict, kernels, quick: 
                         lambda X: kernels.w8a8_matmul(q_x, scale_x, w8["qweight"], w8["scale"]), w8["W_hat"])
     rows = []
     for name, (weight_bytes, fn, W_hat) in fns.items():
-        error = rel_error(fn(X), X.float() @ W_hat.T)
-        limit = 3e-2 if name in ("torch-int4", "W8A8", "W8A8-gemm") else 5e-3  # bf16 input / int8 activations
-        if not error < limit:
-            raise AssertionError(f"{name} M={M} K={K} N={N}: relative error {error:.2e} >= {limit}")
+        error = check_product(name, fn(X), X, W_hat, f"M={M} K={K} N={N}")
         eager, graph = bench(lambda: fn(X), quick), bench_graph(lambda: fn(X), quick)
         moved = weight_bytes + M * K * 2 + M * N * 2
         rows.append(dict(M=M, K=K, N=N, kernel=name, ms=eager, ms_graph=graph, rel_error=error,
