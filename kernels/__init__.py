@@ -18,12 +18,41 @@ interpreter (bfloat16 excluded), set ``TRITON_INTERPRET=1`` in the environment *
 this package is first imported: ``triton.jit`` reads it when the kernels are defined
 (when a submodule is first imported; this package itself imports them on first use).
 """
-import importlib
+import importlib.util
+import sys
+
+
+def _defer_to_the_installed_kernels() -> None:
+    """Imported as the top-level ``kernels``: hand the import over to the installed one.
+
+    This happens when the repository root is on ``sys.path`` (``python -m ...`` or a
+    notebook server started there): this folder is found before site-packages. transformers
+    5 imports the PyPI distribution ``kernels`` (``from kernels import ...``), so the import
+    must get that package, never this folder. The import system returns whatever
+    ``sys.modules[name]`` holds once this file has run, so loading the installed package in
+    its place is enough; with none installed, ``import kernels`` fails as it should.
+    """
+    from importlib.machinery import PathFinder
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    elsewhere = [p for p in sys.path if Path(p or ".").resolve() != root]
+    spec = PathFinder.find_spec(__name__, elsewhere)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(
+            f"No module named {__name__!r}: the folder {Path(__file__).parent} is the course's Triton "
+            "kernels, importable only as `course_lib.kernels` (pip install -e the repository)",
+            name=__name__)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[__name__] = module
+    spec.loader.exec_module(module)
+
+
+if __name__ != "course_lib.kernels":
+    _defer_to_the_installed_kernels()
 
 # name -> submodule. Imported on first use (PEP 562), so importing this package imports
-# neither triton nor a kernel; and a stray top-level import of this folder as ``kernels``
-# (the repository root on sys.path: transformers probes for a PyPI package of that name)
-# finds an empty package instead of failing on the relative imports.
+# neither triton nor a kernel.
 _EXPORTS = {
     "quant_linear_forward": "dispatch", "supports": "dispatch", "w8a8_forward": "dispatch",
     "w4a16_matmul": "w4a16", "w4a16_reference": "w4a16",
@@ -35,8 +64,16 @@ __all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str):
-    if name in _EXPORTS and __name__ == "course_lib.kernels":
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    if name in _EXPORTS:
+        try:
+            module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
+        except ModuleNotFoundError as err:
+            if err.name != "triton":
+                raise
+            from .stand_in import TritonMissing
+
+            raise TritonMissing(f"course_lib.kernels.{name}") from err
+        return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -1,15 +1,57 @@
 """The wheel ships kernels/ as course_lib.kernels and no top-level `kernels` package."""
+import importlib.metadata
+import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.version(distribution)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
 
 
 def test_editable_install_maps_kernels_into_course_lib(repo):
     import course_lib.kernels
 
     assert course_lib.kernels.__file__.startswith(str(repo / "kernels"))
-    done = subprocess.run([sys.executable, "-c", "import kernels"], capture_output=True, text=True, cwd="/")
-    assert done.returncode != 0, "a top-level package named `kernels` must not be importable"
+
+
+# What transformers 5 does when it builds a Llama model (it imports the PyPI distribution
+# `kernels` when that is installed), then what `import kernels` gives.
+_LLAMA_THEN_KERNELS = """
+from transformers import LlamaConfig, LlamaForCausalLM
+LlamaForCausalLM(LlamaConfig(hidden_size=64, num_hidden_layers=1, intermediate_size=128, vocab_size=100,
+                             num_attention_heads=4, num_key_value_heads=2))
+try:
+    import kernels
+    print(kernels.__file__)
+except ModuleNotFoundError as err:
+    print("ModuleNotFoundError", err.name)
+"""
+
+
+def test_repository_root_on_sys_path_never_shadows_the_kernels_distribution(repo, tmp_path):
+    """From the repository root (on sys.path as the current folder, as `python -m` and notebook
+    servers put it), transformers builds a Llama model, `import kernels` is the installed
+    distribution (or fails where none is installed), and `python -m course_lib.cli prepare` works."""
+    done = subprocess.run([sys.executable, "-c", _LLAMA_THEN_KERNELS], capture_output=True, text=True, cwd=repo)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = done.stdout.strip().splitlines()[-1]
+    if _installed("kernels"):
+        assert found.endswith("__init__.py") and Path(found).parent != repo / "kernels", found
+    else:
+        assert found == "ModuleNotFoundError kernels", found
+
+    env = {**os.environ, "QUANT_COURSE_WORKSPACE": str(tmp_path / "workspace")}
+    done = subprocess.run([sys.executable, "-m", "course_lib.cli", "prepare"], capture_output=True, text=True,
+                          cwd=repo, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "workspace" / "00_memory_math" / "00_memory_math.ipynb").is_file()
 
 
 def test_built_wheel_contents_and_import(repo, tmp_path):
