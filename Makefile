@@ -17,6 +17,9 @@ else ifdef CONDA_PREFIX
 else
   PY := $(CURDIR)/.venv/bin/python
 endif
+# Test processes (pytest-xdist); notebooks run in parallel, each worker with its share of the cores.
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -ra -n $(TEST_WORKERS) --dist loadgroup
 
 .PHONY: lab test check test-latest lock install prepare release eval
 
@@ -24,10 +27,10 @@ lab: install
 	$(PY) -m course_lib.cli lab
 
 test: install prepare
-	QUANT_COURSE_BUDGET=$${QUANT_COURSE_BUDGET:-ci} $(PY) -m pytest -ra $(PYTEST_ARGS)
+	QUANT_COURSE_BUDGET=$${QUANT_COURSE_BUDGET:-ci} $(PYTEST) $(PYTEST_ARGS)
 
 check: install prepare
-	QUANT_COURSE_BUDGET=$${QUANT_COURSE_BUDGET:-ci} $(PY) -m pytest -ra -m "not course and not slow" $(PYTEST_ARGS)
+	QUANT_COURSE_BUDGET=$${QUANT_COURSE_BUDGET:-ci} $(PYTEST) -m "not course" $(PYTEST_ARGS)
 
 test-latest:
 	rm -rf "$(CURDIR)/.venv-latest"

@@ -2,12 +2,12 @@
 
     python benchmarks/l2_flush.py --json benchmarks/results/<card>-<date>-l2-flush.json
 
-``triton.testing.do_bench`` (and so ``benchmarks/kernels.py``) empties the L2 before each run by writing zeros
+``triton.testing.do_bench`` (and so ``benchmarks/kernel_speed.py``) empties the L2 before each run by writing zeros
 over 256 MB: the timed product starts with an L2 full of *dirty* lines, which it writes back to memory as it
 evicts them. Before a layer's product in a model the L2 holds the previous layer's weights, *clean* lines,
 evicted for free; a read flush (summing the same 256 MB) leaves it that way. This script times each product as a
 CUDA-graph replay (the GPU time, no Python launch) after each kind of flush, next to a Triton kernel that does
-nothing (the floor under every time), on the four shapes of ``benchmarks/kernels.py``. Every product is checked
+nothing (the floor under every time), on the four shapes of ``benchmarks/kernel_speed.py``. Every product is checked
 against a float32 product with its dequantized weight before it is timed. Notebook 09 reads the JSON
 (course_lib/benchmark_results keeps a copy).
 """
@@ -24,7 +24,7 @@ import torch
 import triton
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kernels import DEVICE, SHAPES, candidates, capture_graph, check_product, import_kernels  # noqa: E402
+from kernel_speed import DEVICE, SHAPES, candidates, capture_graph, check_product, import_kernels  # noqa: E402
 
 FLUSH_BYTES = 256 * 1024 * 1024  # as triton.testing.do_bench
 PRODUCTS = {  # label in the JSON -> name in benchmarks/kernels.candidates (the defaults at M = 1)

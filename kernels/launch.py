@@ -8,7 +8,7 @@ slice of the K loop and add their partial sums into a float32 workspace:
 
 Small M (decoding one token) makes few output tiles; there, split-K keeps every SM busy
 streaming its share of the weight. Each kernel module keeps a short table of configs per
-range of M, chosen by measuring on an H100 (benchmarks/kernels.py --sweep); a wrapper
+range of M, chosen by measuring on an H100 (benchmarks/kernel_speed.py --sweep); a wrapper
 also accepts an explicit ``config=`` so tests and sweeps can try any of them.
 
 Under the interpreter (CPU) ``num_warps`` and ``num_stages`` mean nothing and tiles are

@@ -67,7 +67,7 @@ GROUP_PER_COLUMN = tl.constexpr(1)  # default g_idx, group k // group_len comput
 GROUP_FROM_G_IDX = tl.constexpr(2)  # act-order: group g_idx[k] loaded per column
 GROUP_PER_CHUNK = tl.constexpr(3)  # v5, default g_idx: each chunk of CHUNK_WORDS words inside one group
 
-# (max M, config), from benchmarks/kernels.py --sweep on an H100 (4096^2 and 8192^2, group 128): M <= 16 from
+# (max M, config), from benchmarks/kernel_speed.py --sweep on an H100 (4096^2 and 8192^2, group 128): M <= 16 from
 # the CUDA-graph sweep of benchmarks/results/h100-2026-11-27 (the configs its table ran), larger M from an eager one
 GEMV_TABLE = [(4, Config(block_n=128, block_k=128, split_k=8, num_warps=8, num_stages=1, unroll=4))]
 GEMM_TABLE = [

@@ -36,7 +36,7 @@ from .decode import as_int32_words, byte_as_mantissa, load_words
 from .launch import Config, k_tiles_per_split, pick, tile_coordinates
 
 GEMV_MAX_M = 4  # v4 up to this many rows, v2 beyond
-# (max M, config), from benchmarks/kernels.py --sweep on an H100 (4096^2 and 8192^2): M <= 16 from the
+# (max M, config), from benchmarks/kernel_speed.py --sweep on an H100 (4096^2 and 8192^2): M <= 16 from the
 # CUDA-graph sweep of benchmarks/results/h100-2026-11-27 (the configs its table ran), larger M from an eager one
 GEMV_TABLE = [(GEMV_MAX_M, Config(block_n=64, block_k=128, split_k=8, num_warps=8, num_stages=1))]
 GEMM_TABLE = [

@@ -30,7 +30,7 @@ from .decode import round_half_even
 from .launch import Config, pick, tile_coordinates
 
 QUANTIZE_BLOCK_K = 1024
-GEMM_TABLE = [  # (max M, config), from benchmarks/kernels.py --sweep on an H100 (4096^2 and 8192^2)
+GEMM_TABLE = [  # (max M, config), from benchmarks/kernel_speed.py --sweep on an H100 (4096^2 and 8192^2)
     (64, Config(block_m=64, block_n=128, block_k=128, num_warps=4, num_stages=4)),
     (256, Config(block_m=64, block_n=128, block_k=128, num_warps=8, num_stages=4)),
     (1 << 62, Config(block_m=128, block_n=128, block_k=128, num_warps=8, num_stages=3)),

@@ -87,3 +87,18 @@ def test_shipped_benchmark_results_are_copies_of_benchmarks_results(repo):
         original = repo / "benchmarks" / "results" / path.name
         assert original.exists() and original.read_bytes() == path.read_bytes(), (
             f"{path} differs from {original}: copy the file over again")
+
+
+def test_no_script_folder_shadows_an_installed_package(repo):
+    """A script run from benchmarks/ or scripts/ has its folder first on sys.path, and anything run from
+    the root has the root: no module there may take the name of an installed package (as
+    benchmarks/kernels.py once took transformers' `kernels`). kernels/ itself defers (tested above)."""
+    installed = set(importlib.metadata.packages_distributions())
+    places = {"": repo, "benchmarks": repo / "benchmarks", "scripts": repo / "scripts", "tests": repo / "tests"}
+    clashes = []
+    for label, folder in places.items():
+        for path in folder.iterdir():
+            name = path.stem if path.suffix == ".py" else path.name if path.is_dir() else None
+            if name in installed and not (label == "" and name in {"kernels", "course_lib"}):
+                clashes.append(f"{label}/{path.name}".lstrip("/"))
+    assert not clashes, f"these shadow installed packages when their folder is on sys.path: {clashes}"

@@ -1,8 +1,8 @@
 """Time the course's Triton kernels against FP16 ``torch.matmul`` and PyTorch's own int4 path, on one GPU.
 
-    python benchmarks/kernels.py --md results/CARD-DATE.md --json results/CARD-DATE.json
-    python benchmarks/kernels.py --sweep --graph --only W4A16:1 W8A16:1 --M 1 --best best.json   # try configs
-    python benchmarks/kernels.py --configs best.json ...          # time with those instead of the tables
+    python benchmarks/kernel_speed.py --md results/CARD-DATE.md --json results/CARD-DATE.json
+    python benchmarks/kernel_speed.py --sweep --graph --only W4A16:1 W8A16:1 --M 1 --best best.json   # try configs
+    python benchmarks/kernel_speed.py --configs best.json ...          # time with those instead of the tables
 
 For M in {1, 16, 64, 256, 4096} and (K, N) in {(4096, 4096), (4096, 11008), (11008, 4096),
 (8192, 8192)} (Y [M, N] = X [M, K] @ W.T) it times, with ``triton.testing.do_bench``
@@ -384,7 +384,7 @@ def main(argv=None) -> None:
     parser.add_argument("--json", type=Path, help="write all numbers as JSON here")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
-        raise SystemExit("benchmarks/kernels.py needs a CUDA GPU; the kernels' CPU tests are tests/test_kernels.py.")
+        raise SystemExit("benchmarks/kernel_speed.py needs a CUDA GPU; the kernels' CPU tests are tests/test_kernels.py.")
     kernels = import_kernels()
     meta = dict(card=torch.cuda.get_device_name(), date=date.today().isoformat(), torch=torch.__version__,
                 triton=triton.__version__, cuda=torch.version.cuda, group_size=args.group_size,
