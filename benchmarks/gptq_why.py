@@ -29,7 +29,9 @@ from course_lib import rtn
 from course_lib.data import calibration_batches, token_ids
 from course_lib.evaluate import perplexity
 from course_lib.gptq import GPTQConfig, quantize_model
-from course_lib.hessian import HessianAccumulator, hessians_by_position, output_error
+from course_lib.hessian import output_error
+from course_lib.input_stats import HessianAccumulator
+from course_lib.probes import hessians_by_position
 from course_lib.models import load_model
 from course_lib.quant_linear import QuantLinear, cached_dequantization
 

@@ -31,12 +31,14 @@ import torch
 from torch import nn
 
 from .activations import channel_stats
-from .awq_search import InputStats, clip_to, quantize_fp16, search_clip, search_scale
+from .awq_search import clip_to, quantize_fp16, search_clip, search_scale
 from . import calibration
-from .blockwise import check_block_targets, check_calibration, record_inputs, run_block, sequential_blocks
+from .blockwise import check_block_targets, check_calibration, run_block, sequential_blocks
+from .hooks import record_inputs
+from .input_stats import InputStats
 from .quant_linear import QuantLinear
-from .quantize import check_group_size
-from .rtn import RTNConfig, check_group_size_fits
+from .quantize import check_group_size, check_group_size_fits
+from .rtn import RTNConfig
 from .swap import find_linears, is_skipped
 from .wiring import ScaleGroup, scale_groups, wiring_for
 

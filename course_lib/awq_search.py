@@ -45,31 +45,6 @@ def pseudo_quantize(W: torch.Tensor, n_bits: int, group_size, symmetric: bool) -
     return fake_quantize(W, n_bits, group_size, symmetric, scale_dtype=torch.float16)
 
 
-class InputStats:
-    """Running ``H = XᵀX / n`` [in, in] and ``mean_abs = mean_t |X|`` [in] of one linear input."""
-
-    def __init__(self, in_features: int, device=None):
-        self.XtX = torch.zeros(in_features, in_features, dtype=torch.float64, device=device)
-        self.sum_abs = torch.zeros(in_features, dtype=torch.float64, device=device)
-        self.n_tokens = 0
-
-    def add(self, x: torch.Tensor) -> None:
-        X = x.reshape(-1, x.shape[-1]).float()  # [batch, seq, in] -> [n_tokens, in]
-        self.XtX += (X.T @ X).double()
-        self.sum_abs += X.abs().sum(dim=0, dtype=torch.float64)
-        self.n_tokens += X.shape[0]
-
-    @property
-    def H(self) -> torch.Tensor:
-        if self.n_tokens == 0:
-            raise ValueError("No input was recorded; the layer never ran on the calibration data.")
-        return (self.XtX / self.n_tokens).float()
-
-    @property
-    def mean_abs(self) -> torch.Tensor:
-        return (self.sum_abs / max(self.n_tokens, 1)).float()
-
-
 def alpha_grid(n_grid: int) -> torch.Tensor:
     """[n_grid]: 0, 1/n_grid, ..., (n_grid − 1)/n_grid."""
     return torch.arange(n_grid, dtype=torch.float32) / n_grid

@@ -11,7 +11,6 @@ states of the calibration set between blocks, so the whole model never runs at o
 
 :func:`sequential_blocks` is a generator: it yields ``(i, block, inputs)``, and once the
 caller has changed the block, it computes that block's outputs as the next inputs.
-:func:`record_inputs` puts forward hooks on chosen linears for the span of a ``with``.
 
 Each element of ``inputs`` is a :class:`BlockInput`: a chunk of hidden states
 [batch, seq, hidden] and the keyword arguments the model passed to the block (causal
@@ -29,9 +28,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .calibration import CalibrationSet
+from .hooks import StopForward
 from .quant_linear import cached_dequantization
-from .rtn import check_group_size_fits
+from .quantize import check_group_size_fits
 from .swap import find_linears
 from .wiring import Wiring, decoder_blocks
 
@@ -44,16 +43,11 @@ class BlockInput:
     kwargs: dict
 
 
-class _StopForward(Exception):
-    """Raised inside block 0's pre-hook once its input is recorded: nothing after it needs to run."""
-
-
 def check_calibration(calib) -> torch.Tensor:
     """``calib`` (a tensor or a calibration.CalibrationSet) as a LongTensor [n_samples, seq_len],
     or a ValueError saying how to build one."""
     hint = "Build one with course_lib.data.calibration_batches(tokenizer, 'wiki', n_samples=128, seq_len=512)."
-    if isinstance(calib, CalibrationSet):
-        calib = calib.input_ids
+    calib = getattr(calib, "input_ids", calib)  # a calibration.CalibrationSet, or the ids themselves
     if calib is None:
         raise ValueError(f"This method needs calibration data (calib=None). {hint}")
     if not isinstance(calib, torch.Tensor) or calib.dim() != 2 or calib.dtype != torch.long:
@@ -102,7 +96,7 @@ def capture_block_inputs(model: nn.Module, calib: torch.Tensor, batch_size: int 
     def hook(module, args, kwargs):
         hidden = args[0] if args else kwargs.pop("hidden_states")
         captured.append(BlockInput(hidden.detach(), {k: v for k, v in kwargs.items()}))
-        raise _StopForward
+        raise StopForward
 
     handle = first.register_forward_pre_hook(hook, with_kwargs=True)
     device = _model_device(model)
@@ -111,7 +105,7 @@ def capture_block_inputs(model: nn.Module, calib: torch.Tensor, batch_size: int 
             chunk = calib[start:start + batch_size].to(device)  # [batch, seq]
             try:
                 model(input_ids=chunk, use_cache=False)
-            except _StopForward:
+            except StopForward:
                 pass
     finally:
         handle.remove()
@@ -136,28 +130,6 @@ def run_block(block: nn.Module, inputs: list[BlockInput]) -> None:
     """Run the block on every chunk and discard the outputs (for the hooks' sake)."""
     for chunk in inputs:
         block(chunk.hidden, **chunk.kwargs)
-
-
-@contextmanager
-def record_inputs(modules: dict[str, nn.Module], fn: Callable[[str, torch.Tensor], None]):
-    """Within the block, every call of ``modules[name]`` calls ``fn(name, x)`` with its input x.
-
-    The hooks are removed on exit, also when the body raises.
-    """
-    handles = []
-
-    def make_hook(name):
-        def hook(module, args):
-            fn(name, args[0].detach())
-        return hook
-
-    try:
-        for name, module in modules.items():
-            handles.append(module.register_forward_pre_hook(make_hook(name)))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def sequential_blocks(

@@ -28,7 +28,6 @@ from functools import lru_cache
 import torch
 
 from . import data
-from .awq_search import InputStats
 
 RANDOM = "random"
 OVERLAP_NGRAM = 32  # tokens
@@ -216,49 +215,3 @@ def locate(window: torch.Tensor, stream: torch.Tensor) -> int:
     while start > 0 and start % 4:  # a match must begin on a token boundary (4 bytes per token)
         start = haystack.find(needle, start + 1)
     return start // 4 if start >= 0 else -1
-
-
-# ---------------------------------------------------------------- layer statistics by sample count
-
-
-@torch.no_grad()
-def layer_statistics(model, names: list[str], input_ids, checkpoints: list[int], batch_size: int = 8
-                     ) -> dict[str, dict[int, InputStats]]:
-    """Input statistics (H = XᵀX / n and mean |x|) of the linears ``names``, after the first
-    ``c`` windows of ``input_ids`` for every ``c`` in ``checkpoints``: one forward pass, no quantization.
-
-    The forward stops once the last hooked linear has run, so statistics of early layers are
-    cheap. Returns {name: {c: InputStats}}; each snapshot is independent of the later ones.
-    """
-    from .blockwise import _StopForward, record_inputs  # blockwise imports this module
-
-    input_ids = input_ids.input_ids if isinstance(input_ids, CalibrationSet) else input_ids
-    checkpoints = sorted(set(checkpoints))
-    if not checkpoints or checkpoints[0] < 1 or checkpoints[-1] > input_ids.shape[0]:
-        raise ValueError(f"checkpoints must be window counts in 1..{input_ids.shape[0]}, got {checkpoints}.")
-    modules = {name: model.get_submodule(name) for name in names}
-    order = [name for name, _ in model.named_modules() if name in modules]  # forward order
-    stats = {name: InputStats(m.in_features, m.weight.device) for name, m in modules.items()}
-    snapshots: dict[str, dict[int, InputStats]] = {name: {} for name in names}
-
-    def stop(module, args, output):
-        raise _StopForward
-
-    handle = modules[order[-1]].register_forward_hook(stop)
-    device = next(model.parameters()).device
-    try:
-        with record_inputs(modules, lambda name, x: stats[name].add(x)):
-            done = 0
-            for checkpoint in checkpoints:
-                for start in range(done, checkpoint, batch_size):
-                    chunk = input_ids[start:min(start + batch_size, checkpoint)].to(device)  # [batch, seq]
-                    try:
-                        model(input_ids=chunk, use_cache=False)
-                    except _StopForward:
-                        pass
-                done = checkpoint
-                for name in names:
-                    snapshots[name][checkpoint] = copy.deepcopy(stats[name])
-    finally:
-        handle.remove()
-    return snapshots

@@ -35,8 +35,10 @@ import torch
 from torch import nn
 
 from . import calibration
-from .blockwise import check_block_targets, check_calibration, record_inputs, run_block, sequential_blocks
-from .hessian import HessianAccumulator, inverse_hessian_factor
+from .blockwise import check_block_targets, check_calibration, run_block, sequential_blocks
+from .hessian import inverse_hessian_factor
+from .hooks import record_inputs
+from .input_stats import HessianAccumulator
 from .quant_linear import QuantLinear
 from .quantize import (QuantizedTensor, absmax_params, check_group_size, dequantize, int_range, quantize_with,
                        zero_point_params)

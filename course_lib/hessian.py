@@ -16,32 +16,6 @@ import warnings
 
 import torch
 
-from .blockwise import record_inputs
-from .swap import find_linears
-
-
-class HessianAccumulator:
-    """Running ``H = 2/n Σ x xᵀ`` over every token x [in] passed to :meth:`add`."""
-
-    def __init__(self, in_features: int, device=None, dtype: torch.dtype = torch.float32):
-        self.in_features = in_features
-        self.XtX = torch.zeros(in_features, in_features, device=device, dtype=dtype)  # Σ x xᵀ
-        self.n_tokens = 0
-
-    def add(self, X: torch.Tensor) -> None:
-        """Add the tokens of ``X`` [..., in] (any leading batch and sequence dims)."""
-        if X.shape[-1] != self.in_features:
-            raise ValueError(f"Activations have {X.shape[-1]} features, the Hessian expects {self.in_features}.")
-        X = X.reshape(-1, self.in_features).to(self.XtX.dtype)  # [tokens, in]
-        self.XtX.addmm_(X.T, X)
-        self.n_tokens += X.shape[0]
-
-    @property
-    def H(self) -> torch.Tensor:
-        """``2/n Σ x xᵀ`` [in, in]; a ValueError before any token was added."""
-        if self.n_tokens == 0:
-            raise ValueError("No activations reached this layer: the calibration set is empty or the hook never ran.")
-        return 2.0 * self.XtX / self.n_tokens
 
 
 def hessian_reference(X: torch.Tensor) -> torch.Tensor:
@@ -93,28 +67,3 @@ def inverse_hessian_factor(
         "Raise damp_percent (0.01 is usual, 0.1 is safe), allow retries (retry=True), or calibrate on more "
         f"tokens: H built from n tokens has rank at most n, and this layer has {n} inputs."
     )
-
-
-@torch.no_grad()
-def hessians_by_position(model, input_ids: torch.Tensor, skip=("lm_head",), batch_size: int = 4
-                         ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-    """``{linear name: (H of position 0, H of positions 1..)}`` of ``model``'s own inputs on ``input_ids``.
-
-    input_ids [windows, seq_len]. The first token of a window is where attention "sinks" form: it
-    is 1 token in seq_len of a calibration set, yet every later token reads it. Splitting H shows
-    how a method's output error falls on it and on the rest.
-    """
-    if input_ids.dim() != 2 or input_ids.shape[1] < 2:
-        raise ValueError(f"input_ids must be [windows, seq_len >= 2] token ids, got shape {tuple(input_ids.shape)}.")
-    layers = dict(find_linears(model, tuple(skip)))
-    first = {name: HessianAccumulator(layer.in_features) for name, layer in layers.items()}
-    rest = {name: HessianAccumulator(layer.in_features) for name, layer in layers.items()}
-
-    def add(name, x):  # x [batch, seq, in]
-        first[name].add(x[:, :1])
-        rest[name].add(x[:, 1:])
-
-    with record_inputs(layers, add):
-        for start in range(0, input_ids.shape[0], batch_size):
-            model(input_ids=input_ids[start:start + batch_size], use_cache=False)
-    return {name: (first[name].H, rest[name].H) for name in layers}

@@ -34,8 +34,7 @@ from torch import nn
 
 from .act_quant import quantize_per_token, vectorwise_int8_matmul, w8a8_matmul
 from .quantize import quantize
-from .swap import replace_linears
-from .w8a8 import check_skip
+from .swap import check_skip, replace_linears
 
 DEFAULT_THRESHOLD = 6.0
 

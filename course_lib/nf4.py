@@ -38,8 +38,7 @@ from torch import nn
 
 from .packing import pack_int4, unpack_int4
 from .quantize import absmax_params, check_finite, quantize_with
-from .swap import replace_linears
-from .w8a8 import check_skip
+from .swap import check_skip, replace_linears
 
 NF4_OFFSET = ((1 - 1 / (2 * 15)) + (1 - 1 / (2 * 16))) / 2  # 0.9677083: between the 15- and 16-level tails
 

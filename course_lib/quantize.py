@@ -294,3 +294,18 @@ def fake_quantize(
     offset = zero_point.float()
     codes = torch.round(Wg / scale).add_(offset).clamp_(qmin, qmax)  # integer-valued float32
     return codes.sub_(offset).mul_(scale).reshape(W.shape)  # [*W.shape]
+
+
+def check_group_size_fits(layers: list, group_size) -> None:
+    """Raise a ValueError naming the first layer whose in_features ``group_size`` does not divide."""
+    if not isinstance(group_size, int):
+        return
+    widths = sorted({layer.in_features for _, layer in layers})
+    for name, layer in layers:
+        if layer.in_features % group_size:
+            common = sorted(set.intersection(*(set(group_size_choices(w)) for w in widths)))
+            raise ValueError(
+                f"group_size={group_size} does not divide in_features={layer.in_features} of layer {name!r}. "
+                f"Group sizes dividing every layer's width {widths}: {common or 'none'}; or use "
+                "group_size='channel', or add the layer to skip."
+            )

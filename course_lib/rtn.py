@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from .quant_linear import QuantLinear
-from .quantize import GROUP_SIZE_NAMES, check_n_bits, group_size_choices
+from .quantize import GROUP_SIZE_NAMES, check_group_size_fits, check_n_bits
 from .swap import find_linears, replace_linears
 
 
@@ -49,21 +49,6 @@ class RTNConfig:
         if "" in self.skip:
             raise ValueError("skip contains an empty string, which matches every layer; remove it.")
         object.__setattr__(self, "skip", tuple(self.skip))
-
-
-def check_group_size_fits(layers: list[tuple[str, nn.Linear]], group_size) -> None:
-    """Raise a ValueError naming the first layer whose in_features ``group_size`` does not divide."""
-    if not isinstance(group_size, int):
-        return
-    widths = sorted({layer.in_features for _, layer in layers})
-    for name, layer in layers:
-        if layer.in_features % group_size:
-            common = sorted(set.intersection(*(set(group_size_choices(w)) for w in widths)))
-            raise ValueError(
-                f"group_size={group_size} does not divide in_features={layer.in_features} of layer {name!r}. "
-                f"Group sizes dividing every layer's width {widths}: {common or 'none'}; or use "
-                "group_size='channel', or add the layer to skip."
-            )
 
 
 def quantize_model(

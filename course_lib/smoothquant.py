@@ -28,10 +28,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .activations import Stats
+from .input_stats import Stats
 from .quantize import check_n_bits
-from .swap import is_skipped
-from .w8a8 import ACT_SCHEMES, WEIGHT_SCHEMES, W8A8Config, check_skip, quantize_linears, resolve_stats
+from .swap import check_skip, is_skipped
+from .w8a8 import ACT_SCHEMES, WEIGHT_SCHEMES, W8A8Config, quantize_linears, resolve_stats
 from .wiring import decoder_blocks, scale_groups, wiring_for
 
 EPS = 1e-5  # floor on max|X_j| and max|W_j|, as in the reference implementation: a dead channel gets no 0 or inf

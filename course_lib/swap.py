@@ -74,3 +74,12 @@ def map_linear_weights(
             W.copy_(W_new.to(W.dtype))
             changed.append(name)
     return changed
+
+
+def check_skip(skip) -> tuple[str, ...]:
+    """``skip`` as a tuple of non-empty name fragments, or a ValueError saying what is wrong."""
+    if isinstance(skip, str) or not all(isinstance(s, str) for s in skip):
+        raise ValueError(f"skip must be a tuple of layer-name fragments such as ('lm_head',), got {skip!r}.")
+    if "" in skip:
+        raise ValueError("skip contains an empty string, which matches every layer; remove it.")
+    return tuple(skip)

@@ -34,9 +34,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .act_quant import quantize_per_tensor, quantize_per_token, static_scale, w8a8_matmul
-from .activations import Stats, channel_stats
+from .activations import channel_stats
+from .input_stats import Stats
 from .quantize import check_n_bits, quantize
-from .swap import find_linears, replace_linears
+from .swap import check_skip, find_linears, replace_linears
 
 ACT_SCHEMES = ("per_token", "per_tensor")
 WEIGHT_SCHEMES = ("per_channel", "per_tensor")
@@ -142,15 +143,6 @@ def _check_schemes(act_scheme, weight_scheme) -> None:
                          f"got {act_scheme!r}.")
     if weight_scheme not in WEIGHT_SCHEMES:
         raise ValueError(f"weight_scheme must be one of {WEIGHT_SCHEMES}, got {weight_scheme!r}.")
-
-
-def check_skip(skip) -> tuple[str, ...]:
-    """``skip`` as a tuple of non-empty name fragments, or a ValueError saying what is wrong."""
-    if isinstance(skip, str) or not all(isinstance(s, str) for s in skip):
-        raise ValueError(f"skip must be a tuple of layer-name fragments such as ('lm_head',), got {skip!r}.")
-    if "" in skip:
-        raise ValueError("skip contains an empty string, which matches every layer; remove it.")
-    return tuple(skip)
 
 
 @dataclass(frozen=True)

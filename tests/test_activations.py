@@ -3,10 +3,9 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.activations import (
-    RunningStats, capture, channel_stats, input_hooks, module_stats, outlier_map, range_table, run_batches,
-    select_modules, stats_of,
-)
+from course_lib.activations import capture, channel_stats, module_stats, outlier_map, range_table
+from course_lib.hooks import input_hooks, run_batches, select_modules
+from course_lib.input_stats import RunningStats, stats_of
 
 
 def ids(n_samples=3, seq_len=8, seed=0):

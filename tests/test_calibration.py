@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from course_lib import awq, calibration, data, evaluate, gptq, quant_io
-from course_lib.awq_search import InputStats
+from course_lib.input_stats import InputStats
+from course_lib.probes import layer_statistics
 
 CORPORA = ["wiki", "code"] + (["sql"] if data.sql_share_dir() is not None else [])
 
@@ -177,7 +178,7 @@ def test_layer_statistics_snapshots_equal_separate_runs(tiny_llama):
     model = tiny_llama(seed=3)
     ids = torch.randint(0, 100, (7, 16), generator=torch.Generator().manual_seed(1))
     names = ["model.layers.0.self_attn.v_proj", "model.layers.0.mlp.down_proj"]
-    snaps = calibration.layer_statistics(model, names, ids, checkpoints=[2, 5, 7], batch_size=2)
+    snaps = layer_statistics(model, names, ids, checkpoints=[2, 5, 7], batch_size=2)
     for count in (2, 5, 7):
         separate = {name: InputStats(model.get_submodule(name).in_features) for name in names}
         hooks = [model.get_submodule(name).register_forward_pre_hook(
@@ -191,7 +192,7 @@ def test_layer_statistics_snapshots_equal_separate_runs(tiny_llama):
             torch.testing.assert_close(snaps[name][count].H, separate[name].H, rtol=1e-5, atol=1e-6)
             torch.testing.assert_close(snaps[name][count].mean_abs, separate[name].mean_abs, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match=r"checkpoints must be window counts in 1..7"):
-        calibration.layer_statistics(model, names, ids, checkpoints=[8])
+        layer_statistics(model, names, ids, checkpoints=[8])
 
 
 def test_layer_statistics_stop_after_the_deepest_hooked_layer(tiny_llama):
@@ -199,5 +200,5 @@ def test_layer_statistics_stop_after_the_deepest_hooked_layer(tiny_llama):
     calls = []
     model.lm_head.register_forward_pre_hook(lambda m, args: calls.append(1))
     model.model.layers[1].register_forward_pre_hook(lambda m, args: calls.append(2))
-    calibration.layer_statistics(model, ["model.layers.0.mlp.down_proj"], torch.zeros(2, 8, dtype=torch.long), [2])
+    layer_statistics(model, ["model.layers.0.mlp.down_proj"], torch.zeros(2, 8, dtype=torch.long), [2])
     assert calls == []  # neither block 1 nor lm_head ran

@@ -4,10 +4,12 @@ import copy
 import pytest
 import torch
 
-from course_lib.blockwise import capture_block_inputs, record_inputs, run_block
+from course_lib.blockwise import capture_block_inputs, run_block
 from course_lib.gptq import GPTQConfig, gptq_quantize, gptq_quantize_reference, quantize_model
-from course_lib.hessian import (HessianAccumulator, hessian_reference, hessians_by_position, inverse_hessian_factor,
-                                output_error)
+from course_lib.hessian import hessian_reference, inverse_hessian_factor, output_error
+from course_lib.hooks import record_inputs
+from course_lib.input_stats import HessianAccumulator
+from course_lib.probes import hessians_by_position
 from course_lib.quant_io import load_quantized, save_quantized
 from course_lib.quant_linear import QuantLinear
 from course_lib.quantize import quantize
