@@ -19,8 +19,9 @@ Two ways to keep what the hooks see:
       outlier_count[j] = #{t : |X[t, j]| >= threshold}  (LLM.int8's outlier features, threshold 6)
       min, max         = min_t,j X[t, j], max_t,j X[t, j]  (per-tensor range)
 
-Hooks are always removed, also when a forward pass raises (:func:`input_hooks` is a
-context manager with ``try/finally``). Nothing is registered at import time.
+The hooks come from ``course_lib.hooks`` (``input_hooks``, ``run_batches``), which removes them
+also when a forward pass raises; the accumulators from ``course_lib.input_stats``. Nothing is
+registered at import time.
 """
 from __future__ import annotations
 

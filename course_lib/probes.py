@@ -11,7 +11,7 @@ import copy
 
 import torch
 
-from .hooks import StopForward, record_inputs, stop_after
+from .hooks import record_inputs, run_batches, stop_after
 from .input_stats import HessianAccumulator, InputStats
 from .swap import find_linears
 
@@ -34,16 +34,10 @@ def layer_statistics(model, names: list[str], input_ids, checkpoints: list[int],
     stats = {name: InputStats(m.in_features, m.weight.device) for name, m in modules.items()}
     snapshots: dict[str, dict[int, InputStats]] = {name: {} for name in names}
 
-    device = next(model.parameters()).device
     with record_inputs(modules, lambda name, x: stats[name].add(x)), stop_after(modules[order[-1]]):
         done = 0
         for checkpoint in checkpoints:
-            for start in range(done, checkpoint, batch_size):
-                chunk = input_ids[start:min(start + batch_size, checkpoint)].to(device)  # [batch, seq]
-                try:
-                    model(input_ids=chunk, use_cache=False)
-                except StopForward:
-                    pass
+            run_batches(model, input_ids[done:checkpoint], batch_size, progress=False)  # each pass stops early
             done = checkpoint
             for name in names:
                 snapshots[name][checkpoint] = copy.deepcopy(stats[name])
@@ -70,6 +64,5 @@ def hessians_by_position(model, input_ids: torch.Tensor, skip=("lm_head",), batc
         rest[name].add(x[:, 1:])
 
     with record_inputs(layers, add):
-        for start in range(0, input_ids.shape[0], batch_size):
-            model(input_ids=input_ids[start:start + batch_size], use_cache=False)
+        run_batches(model, input_ids, batch_size, progress=False)
     return {name: (first[name].H, rest[name].H) for name in layers}

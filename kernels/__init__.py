@@ -12,6 +12,7 @@ is ever installed. Import it as ``from course_lib import kernels`` or
     launch  launch configs, the tile order, split-K in one launch
     w8a8    int8 activations x int8 weights -> int32           quantize_per_token, w8a8_matmul, w8a8_linear
     dispatch  which kernel runs a QuantLinear                  quant_linear_forward, w8a8_forward (kernel hooks)
+    stand_in  where Triton cannot be installed: kernels that say so instead of launching (notebook 09)
 
 Each has a float64 ``*_reference``. To run the kernels on a CPU through Triton's
 interpreter (bfloat16 excluded), set ``TRITON_INTERPRET=1`` in the environment *before*
