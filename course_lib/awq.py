@@ -12,11 +12,10 @@ This module has
 * the salience experiment: keep the top 1% of input channels (by mean |x|) of every
   layer exact in FP16 and round the rest, against a random 1% (:func:`keep_columns`,
   :func:`apply_salience`);
-* :func:`fold_scales`: s⁻¹ into the producer (a norm's weight, or a linear's output rows
-  and bias), s into the consumers' input columns (``wiring.ScaleGroup``);
 * :func:`quantize_model`: block by block (``blockwise.sequential_blocks``) collect each
-  input's H = XᵀX/n and mean |x|, search every scale group's α on the block's FP weights,
-  fold, search each linear's clip ratios, and swap in packed ``QuantLinear`` layers.
+  input's second moment C = XᵀX/n and mean |x|, search every scale group's α on the block's
+  FP weights, fold s (``fold.fold_group``), search each linear's clip ratios, and swap in
+  packed ``QuantLinear`` layers.
 
 The searches themselves are in ``awq_search.py``. Unlike the reference code, which feeds
 each block the float outputs of the block before, the blocks here see the outputs of the
@@ -24,7 +23,6 @@ already quantized blocks (the same driver as GPTQ).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
@@ -34,13 +32,14 @@ from .activations import channel_stats
 from .awq_search import clip_to, quantize_fp16, search_clip, search_scale
 from . import calibration
 from .blockwise import check_block_targets, check_calibration, run_block, sequential_blocks
+from .fold import fold_group
 from .hooks import record_inputs
 from .input_stats import InputStats
+from .methods import GridConfig, quantize_as, register
 from .quant_linear import QuantLinear
 from .quantize import check_group_size, check_group_size_fits
-from .rtn import RTNConfig
-from .swap import find_linears, is_skipped
-from .wiring import ScaleGroup, scale_groups, wiring_for
+from .swap import Selection, find_linears, is_skipped
+from .wiring import scale_groups, wiring_for
 
 
 # ---------------------------------------------------------------- salience experiment
@@ -112,37 +111,13 @@ def apply_salience(model: nn.Module, mean_abs: dict[str, torch.Tensor], mode: st
     return model
 
 
-# ---------------------------------------------------------------- folding
-
-@torch.no_grad()
-def fold_scales(block: nn.Module, group: ScaleGroup, s: torch.Tensor) -> None:
-    """Fold s [in] into one group of ``block``, in place: producer ÷ s, consumers' input columns × s.
-
-    prev_kind "norm": ``norm.weight /= s``; "linear": ``prev.weight[o, :] /= s[o]`` and its bias.
-    """
-    prev = block.get_submodule(group.prev)
-    if group.prev_kind == "norm":
-        prev.weight.div_(s.to(prev.weight))
-        if getattr(prev, "bias", None) is not None:  # LayerNorm (OPT)
-            prev.bias.div_(s.to(prev.bias))
-    elif group.prev_kind == "linear":
-        prev.weight.div_(s.to(prev.weight)[:, None])
-        if prev.bias is not None:
-            prev.bias.div_(s.to(prev.bias))
-    else:
-        raise ValueError(f"Unknown prev_kind {group.prev_kind!r} in the wiring; use 'norm' or 'linear'.")
-    for name in group.linears:
-        linear = block.get_submodule(name)
-        linear.weight.mul_(s.to(linear.weight)[None, :])
-
-
 # ---------------------------------------------------------------- the whole model
 
 @dataclass(frozen=True)
-class AWQConfig:
+class AWQConfig(GridConfig):
     """Settings of AWQ.
 
-    n_bits, group_size, symmetric, skip: as in ``RTNConfig`` (group_size: an int or "channel")
+    n_bits, group_size, symmetric, skip: as in ``methods.GridConfig`` (group_size: an int or "channel")
     n_grid:     α grid 0, 1/n_grid, ..., (n_grid−1)/n_grid of the scale search
     clip:       run the clip search after scaling
     clip_grid, max_shrink: clip ratios 1, 1 − 1/clip_grid, ... above 1 − max_shrink
@@ -151,23 +126,19 @@ class AWQConfig:
     batch_size: calibration sequences per forward chunk
     """
 
-    n_bits: int = 4
-    group_size: int | str = 64
-    symmetric: bool = False
     n_grid: int = 20
     clip: bool = True
     clip_grid: int = 20
     max_shrink: float = 0.5
     clip_skip: tuple[str, ...] = ("q_proj", "k_proj")
-    skip: tuple[str, ...] = ("lm_head",)
     batch_size: int = 8
+    needs_calib = True  # a class constant, not a setting
 
     def __post_init__(self):
-        RTNConfig(self.n_bits, self.group_size, self.symmetric, self.skip)  # the shared fields' checks
+        super().__post_init__()
         if self.group_size == "tensor":
             raise ValueError("AWQ needs group_size as an int or 'channel' (the clip search works per group), "
                              "got 'tensor'.")
-        object.__setattr__(self, "skip", tuple(self.skip))
         for field in ("n_grid", "clip_grid", "batch_size"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -182,70 +153,61 @@ class AWQConfig:
         object.__setattr__(self, "clip_skip", tuple(self.clip_skip))
 
 
-def _tick(timings: dict, key: str, clock: float) -> float:
-    now = time.perf_counter()
-    timings[key] = timings.get(key, 0.0) + now - clock
-    return now
+@register(AWQConfig)
+def _apply(model: nn.Module, config: AWQConfig, *, calib, select: Selection, progress: bool,
+           on_group=None) -> None:
+    """AWQ every selected linear, block by block (the preamble ran in ``methods.quantize``)."""
+    calib_ids = check_calibration(calib)
+    wiring = wiring_for(model)
+    check_block_targets(model, wiring, select, "AWQ")
+    q_args = (config.n_bits, config.group_size, config.symmetric)
+    stage_of = {local: stage for stage in wiring.sequential for local in stage}
+    for index, block, inputs in sequential_blocks(model, calib_ids, config.batch_size, progress,
+                                                  f"AWQ {config.n_bits}-bit"):
+        prefix = f"{wiring.blocks}.{index}."
+        hooked = {stage: block.get_submodule(stage[0]) for stage in wiring.sequential}
+        stats = {stage: InputStats(m.in_features, m.weight.device) for stage, m in hooked.items()}
+        with record_inputs(hooked, lambda stage, x: stats[stage].add(x)):
+            run_block(block, inputs)
+        C = {stage: st.C for stage, st in stats.items()}  # [in, in] each: the input's second moment
+        # 1. search every group's scale on the block's float weights, then fold them all
+        chosen = []
+        for group in scale_groups(block, wiring):
+            names = [local for local in group.linears if select(prefix + local)]
+            if not names:
+                continue
+            stage = stage_of[group.linears[0]]
+            result = search_scale([block.get_submodule(n).weight for n in names], C[stage],
+                                  stats[stage].mean_abs, *q_args, n_grid=config.n_grid)
+            if on_group is not None:
+                on_group(prefix + group.prev, result.alphas, result.errors, result.best_alpha)
+            chosen.append((group, stage, result.scale))
+        for group, stage, s in chosen:
+            fold_group(block, group, s)
+            C[stage] = C[stage] / (s[:, None] * s[None, :])  # the input is now X / s
+        # 2. clip each linear's scaled weight, quantize it and swap in a QuantLinear
+        for stage in wiring.sequential:
+            for local in stage:
+                if not select(prefix + local):
+                    continue
+                linear = block.get_submodule(local)
+                W = linear.weight.detach().float()  # [out, in]
+                if config.clip and not is_skipped(local, config.clip_skip):
+                    ratio = search_clip(W, C[stage], *q_args, n_grid=config.clip_grid, max_shrink=config.max_shrink)
+                    W = clip_to(W, ratio, config.group_size)
+                qt = quantize_fp16(W, *q_args)
+                block.set_submodule(local, QuantLinear.from_quantized(qt, linear.bias))
+    calibration.record(model, calib)  # what calibrated it, saved with the model
 
 
 def quantize_model(model: nn.Module, config: AWQConfig | None = None, *, calib: torch.Tensor | None = None,
-                   progress: bool = True, on_group=None, timings: dict | None = None) -> nn.Module:
-    """AWQ every linear inside the decoder blocks, block by block, in place; return ``model``.
+                   progress: bool = True, on_group=None, only=None) -> nn.Module:
+    """AWQ every linear inside the decoder blocks (not in ``config.skip``; in ``only`` if given),
+    block by block, in place; return ``model``.
 
     calib:    token ids [n_samples, seq_len] (``data.calibration_batches``) or a
               ``calibration.CalibrationSet``; required. Recorded as ``model.quant_calibration``
     on_group: optional ``on_group(name, alphas, errors, best_alpha)`` after each scale group's
               search (name: the producer's qualified name), e.g. to plot error against α
-    timings:  optional dict that accumulates seconds per stage
     """
-    config = config if config is not None else AWQConfig()
-    if not isinstance(config, AWQConfig):
-        raise ValueError(f"config must be an AWQConfig, got {type(config).__name__}.")
-    calib_ids = check_calibration(calib)
-    wiring = wiring_for(model)
-    check_block_targets(model, wiring, config.skip, config.group_size, "AWQ")
-    timings = timings if timings is not None else {}
-    prefix = wiring.blocks + "."
-    q_args = (config.n_bits, config.group_size, config.symmetric)
-    for index, block, inputs in sequential_blocks(model, calib_ids, config.batch_size, progress,
-                                                  f"AWQ {config.n_bits}-bit", timings):
-        clock = time.perf_counter()
-        full = lambda local: f"{prefix}{index}.{local}"  # noqa: E731
-        stage_of = {local: stage for stage in wiring.sequential for local in stage}
-        hooked = {stage: block.get_submodule(stage[0]) for stage in wiring.sequential}
-        stats = {stage: InputStats(m.in_features, m.weight.device) for stage, m in hooked.items()}
-        with record_inputs(hooked, lambda stage, x: stats[stage].add(x)):
-            run_block(block, inputs)
-        H = {stage: st.H for stage, st in stats.items()}
-        clock = _tick(timings, "statistics", clock)
-        # 1. search every group's scale on the block's float weights, then fold them all
-        chosen = []
-        for group in scale_groups(block, wiring):
-            names = [local for local in group.linears if not is_skipped(full(local), config.skip)]
-            if not names:
-                continue
-            stage = stage_of[group.linears[0]]
-            result = search_scale([block.get_submodule(n).weight for n in names], H[stage],
-                                  stats[stage].mean_abs, *q_args, n_grid=config.n_grid)
-            if on_group is not None:
-                on_group(full(group.prev), result.alphas, result.errors, result.best_alpha)
-            chosen.append((group, stage, result.scale))
-        for group, stage, s in chosen:
-            fold_scales(block, group, s)
-            H[stage] = H[stage] / (s[:, None] * s[None, :])  # the input is now X / s
-        clock = _tick(timings, "scale search", clock)
-        # 2. clip each linear's scaled weight, quantize it and swap in a QuantLinear
-        for stage in wiring.sequential:
-            for local in stage:
-                if is_skipped(full(local), config.skip):
-                    continue
-                linear = block.get_submodule(local)
-                W = linear.weight.detach().float()  # [out, in]
-                if config.clip and not is_skipped(local, config.clip_skip):
-                    ratio = search_clip(W, H[stage], *q_args, n_grid=config.clip_grid, max_shrink=config.max_shrink)
-                    W = clip_to(W, ratio, config.group_size)
-                qt = quantize_fp16(W, *q_args)
-                block.set_submodule(local, QuantLinear.from_quantized(qt, linear.bias))
-        _tick(timings, "clip and pack", clock)
-    calibration.record(model, calib)  # what calibrated it, saved with the model
-    return model
+    return quantize_as(AWQConfig, model, config, calib=calib, progress=progress, on_group=on_group, only=only)

@@ -6,7 +6,7 @@ and the input down by s leaves the float output unchanged, but moves the roundin
 
     s(α) = m^α / sqrt(max(m^α) · min(m^α)),     m = mean_t |X[t, :]|   (clamped at 1e-4)
     err(α) = Σ_layers ‖Q(W·s)(s⁻¹X) − WX‖² / n_tokens
-           = Σ_layers tr(ΔW H ΔWᵀ),   ΔW = Q(W·s)·s⁻¹ − W,   H = XᵀX / n_tokens
+           = Σ_layers tr(ΔW C ΔWᵀ),   ΔW = Q(W·s)·s⁻¹ − W,   C = XᵀX / n_tokens  (= H / 2, GPTQ's H)
 
 for α on the grid 0, 1/n_grid, ..., (n_grid−1)/n_grid, and keeps the α of least error.
 The normalisation (the reference implementation's) centres s around 1 in log scale. At
@@ -15,15 +15,15 @@ so the chosen scale is never worse than RTN on this objective.
 
 The objective is the sum of the *linear* outputs' squared errors (over q, k and v), not
 the reference's error of the parent module's output (attention or MLP): it needs only
-H, which is small ([in, in]), and it is exactly what the folding preserves.
+C, which is small ([in, in]), and it is exactly what the folding preserves.
 
 **Clip search.** Per output row and input group, shrink the weight range to
 [r·min, r·max] (r = 1, 1 − 1/n_grid, ..., > 1 − max_shrink), quantize, and keep the r of
-least output error of that group alone, Δw_gᵀ H_gg Δw_g (H_gg: the group's diagonal block
-of H, as the reference measures each group independently). r ≤ 1, so a range never widens,
+least output error of that group alone, Δw_gᵀ C_gg Δw_g (C_gg: the group's diagonal block
+of C, as the reference measures each group independently). r ≤ 1, so a range never widens,
 and r = 1 (no clipping) is always a candidate.
 
-Fast paths evaluate the error through H, batched over the grid; ``*_reference`` functions
+Fast paths evaluate the error through C, batched over the grid; ``*_reference`` functions
 loop over the grid and compute the outputs from X itself in float64.
 """
 from __future__ import annotations
@@ -56,11 +56,11 @@ def awq_scale(mean_abs: torch.Tensor, alpha: float) -> torch.Tensor:
     return s / (s.max() * s.min()).sqrt()
 
 
-def scaled_error(Ws: list[torch.Tensor], H: torch.Tensor, s: torch.Tensor, n_bits, group_size, symmetric) -> float:
-    """Σ_layers tr(ΔW H ΔWᵀ), ΔW = Q(W·s)·s⁻¹ − W: the group's mean squared output error."""
+def scaled_error(Ws: list[torch.Tensor], C: torch.Tensor, s: torch.Tensor, n_bits, group_size, symmetric) -> float:
+    """Σ_layers tr(ΔW C ΔWᵀ), ΔW = Q(W·s)·s⁻¹ − W: the group's mean squared output error."""
     W = torch.cat([w.float() for w in Ws])  # [sum of out, in]
     dW = pseudo_quantize(W * s, n_bits, group_size, symmetric) / s - W  # [sum of out, in]
-    return float(((dW @ H) * dW).sum())
+    return float(((dW @ C) * dW).sum())
 
 
 @dataclass
@@ -74,14 +74,14 @@ class ScaleSearch:
 
 
 @torch.no_grad()
-def search_scale(Ws: list[torch.Tensor], H: torch.Tensor, mean_abs: torch.Tensor, n_bits: int = 4,
+def search_scale(Ws: list[torch.Tensor], C: torch.Tensor, mean_abs: torch.Tensor, n_bits: int = 4,
                  group_size=64, symmetric: bool = False, n_grid: int = 20) -> ScaleSearch:
-    """Grid search of α for the linears ``Ws`` (each [out_i, in]) reading an input with H [in, in].
+    """Grid search of α for the linears ``Ws`` (each [out_i, in]) reading an input with C [in, in].
 
     The grid is evaluated in chunks of α to bound memory: [chunk, sum of out, in] at a time.
     """
     W = torch.cat([w.detach().float() for w in Ws])  # [sum of out, in]
-    H = H.float().to(W.device)
+    C = C.float().to(W.device)
     alphas = alpha_grid(n_grid)
     errors = torch.empty(n_grid)
     chunk = max(1, int(2**24 // W.numel()))
@@ -91,7 +91,7 @@ def search_scale(Ws: list[torch.Tensor], H: torch.Tensor, mean_abs: torch.Tensor
         Wc = (W[None] * s[:, None, :]).reshape(-1, W.shape[1])  # [c * sum of out, in]: rows are independent
         dW = (pseudo_quantize(Wc, n_bits, group_size, symmetric).reshape(len(a), *W.shape)
               / s[:, None, :] - W[None])  # [c, sum of out, in]
-        errors[start:start + len(a)] = ((dW @ H) * dW).sum(dim=(1, 2)).cpu()
+        errors[start:start + len(a)] = ((dW @ C) * dW).sum(dim=(1, 2)).cpu()
     best = int(torch.argmin(errors))  # the first minimum: α = 0 wins ties
     return ScaleSearch(alphas, errors, float(alphas[best]), awq_scale(mean_abs, float(alphas[best])).to(W.device))
 
@@ -138,22 +138,22 @@ def clip_to(W: torch.Tensor, ratio: torch.Tensor, group_size) -> torch.Tensor:
 
 
 @torch.no_grad()
-def search_clip(W: torch.Tensor, H: torch.Tensor, n_bits: int = 4, group_size=64, symmetric: bool = False,
+def search_clip(W: torch.Tensor, C: torch.Tensor, n_bits: int = 4, group_size=64, symmetric: bool = False,
                 n_grid: int = 20, max_shrink: float = 0.5) -> torch.Tensor:
-    """The best shrink ratio per (row, group), [out, n_groups], on Δw_gᵀ H_gg Δw_g."""
+    """The best shrink ratio per (row, group), [out, n_groups], on Δw_gᵀ C_gg Δw_g."""
     W = W.detach().float()
     out_features, in_features = W.shape
     g = _group_len(group_size, in_features)
     n_groups = in_features // g
     idx = torch.arange(n_groups, device=W.device)
-    H_blocks = H.float().to(W.device).reshape(n_groups, g, n_groups, g)[idx, :, idx, :]  # [n_groups, g, g]
+    C_blocks = C.float().to(W.device).reshape(n_groups, g, n_groups, g)[idx, :, idx, :]  # [n_groups, g, g]
     best_err = torch.full((out_features, n_groups), float("inf"), device=W.device)
     best_ratio = torch.ones(out_features, n_groups, device=W.device)
     for r in shrink_ratios(n_grid, max_shrink):
         dW = pseudo_quantize(clip_to(W, r, group_size), n_bits, group_size, symmetric) - W  # [out, in]
         dWg = dW.reshape(out_features, n_groups, g)  # [out, n_groups, g]
         dWt = dWg.transpose(0, 1)  # [n_groups, out, g]
-        err = ((dWt @ H_blocks) * dWt).sum(dim=-1).T  # [out, n_groups]: Δw_gᵀ H_gg Δw_g, one bmm
+        err = ((dWt @ C_blocks) * dWt).sum(dim=-1).T  # [out, n_groups]: Δw_gᵀ C_gg Δw_g, one bmm
         better = err < best_err  # strict: the larger ratio (less clipping) wins ties
         best_err = torch.where(better, err, best_err)
         best_ratio = torch.where(better, torch.full_like(best_ratio, r), best_ratio)

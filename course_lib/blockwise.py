@@ -19,10 +19,8 @@ nothing architecture-specific is rebuilt here.
 """
 from __future__ import annotations
 
-import time
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -30,8 +28,7 @@ from tqdm.auto import tqdm
 
 from .hooks import StopForward
 from .quant_linear import cached_dequantization
-from .quantize import check_group_size_fits
-from .swap import find_linears
+from .swap import Select, find_linears
 from .wiring import Wiring, decoder_blocks
 
 
@@ -58,12 +55,12 @@ def check_calibration(calib) -> torch.Tensor:
     return calib
 
 
-def check_block_targets(model: nn.Module, wiring: Wiring, skip: tuple[str, ...], group_size, method: str) -> None:
-    """Every linear to quantize lies in a decoder block, in a stage of the wiring, and fits ``group_size``.
+def check_block_targets(model: nn.Module, wiring: Wiring, select: Select, method: str) -> None:
+    """Every linear to quantize lies in a decoder block and in a stage of the wiring.
 
     Raises a ValueError naming the first offender and what to change, before anything is modified.
     """
-    targets = find_linears(model, skip)
+    targets = find_linears(model, select)
     prefix = wiring.blocks + "."
     outside = [name for name, _ in targets if not name.startswith(prefix)]
     if outside:
@@ -71,7 +68,6 @@ def check_block_targets(model: nn.Module, wiring: Wiring, skip: tuple[str, ...],
             f"{method} quantizes the linears inside decoder blocks; {outside} are outside. Add them to skip "
             "(lm_head is tied to the embedding in SmolLM2) or quantize them with RTN afterwards."
         )
-    check_group_size_fits(targets, group_size)
     staged = {name for stage in wiring.sequential for name in stage}
     for name, _ in targets:
         local = name[len(prefix):].split(".", 1)[1]
@@ -134,24 +130,16 @@ def run_block(block: nn.Module, inputs: list[BlockInput]) -> None:
 
 def sequential_blocks(
     model: nn.Module, calib: torch.Tensor, batch_size: int = 8, progress: bool = True, desc: str = "blocks",
-    timings: dict | None = None,
 ) -> Iterator[tuple[int, nn.Module, list[BlockInput]]]:
     """Yield ``(i, block_i, X_i)`` for every decoder block, in order.
 
     After the caller resumes the generator, block i (as the caller left it: quantized)
     runs on X_i to give X_{i+1}. QuantLinear layers dequantize once per block pass
-    (:func:`cached_dequantization`). ``timings``, when given, accumulates seconds under
-    "capture inputs" and "block forward".
+    (:func:`cached_dequantization`).
     """
-    clock = time.perf_counter()
     inputs = capture_block_inputs(model, calib, batch_size)
-    if timings is not None:
-        timings["capture inputs"] = timings.get("capture inputs", 0.0) + time.perf_counter() - clock
     blocks = decoder_blocks(model)
     for i in tqdm(range(len(blocks)), desc=desc, disable=not progress):
         yield i, blocks[i], inputs
-        clock = time.perf_counter()
         with cached_dequantization(blocks[i]):
             inputs = block_outputs(blocks[i], inputs)
-        if timings is not None:
-            timings["block forward"] = timings.get("block forward", 0.0) + time.perf_counter() - clock

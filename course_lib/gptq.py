@@ -27,7 +27,6 @@ updates, no blocks, no Cholesky) the fast path is tested against.
 """
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -39,11 +38,10 @@ from .blockwise import check_block_targets, check_calibration, run_block, sequen
 from .hessian import inverse_hessian_factor
 from .hooks import record_inputs
 from .input_stats import HessianAccumulator
+from .methods import GridConfig, quantize_as, register
 from .quant_linear import QuantLinear
-from .quantize import (QuantizedTensor, absmax_params, check_group_size, dequantize, int_range, quantize_with,
-                       zero_point_params)
-from .rtn import RTNConfig
-from .swap import is_skipped
+from .quantize import GridSpec, QuantizedTensor, check_group_size, dequantize, quantize_with
+from .swap import Selection
 from .wiring import wiring_for
 
 
@@ -53,7 +51,7 @@ class GPTQResult:
 
     q [out, in] codes; scale [rows, n_groups] (float32 holding float16 values);
     zero_point [rows, n_groups] uint8 or None; g_idx [in] int32, the group of each column;
-    W_hat [out, in] float32, the dequantized weight; damp_percent, the damping used.
+    W_hat [out, in] float32, the dequantized weight; grid, the grid it is on; damp_percent, the damping used.
     """
 
     q: torch.Tensor
@@ -61,9 +59,7 @@ class GPTQResult:
     zero_point: torch.Tensor | None
     g_idx: torch.Tensor
     W_hat: torch.Tensor
-    n_bits: int
-    group_size: int | str
-    symmetric: bool
+    grid: GridSpec
     damp_percent: float
 
     def rows(self, start: int, end: int) -> "GPTQResult":
@@ -71,11 +67,12 @@ class GPTQResult:
         zero_point = None if self.zero_point is None else self.zero_point[start:end]
         # each layer owns its g_idx: one tensor shared by q, k and v is saved once and does not load back
         return GPTQResult(self.q[start:end], self.scale[start:end], zero_point, self.g_idx.clone(),
-                          self.W_hat[start:end], self.n_bits, self.group_size, self.symmetric, self.damp_percent)
+                          self.W_hat[start:end], self.grid, self.damp_percent)
 
     def to_quant_linear(self, bias: torch.Tensor | None = None) -> QuantLinear:
         """A packed ``QuantLinear`` whose ``dequantize_weight()`` equals ``W_hat`` exactly."""
-        qt = QuantizedTensor(self.q, self.scale, self.zero_point, self.n_bits, self.group_size, self.symmetric)
+        grid = self.grid
+        qt = QuantizedTensor(self.q, self.scale, self.zero_point, grid.n_bits, grid.group_size, grid.symmetric)
         layer = QuantLinear.from_quantized(qt, bias)
         layer.g_idx = self.g_idx.to(torch.int32).to(layer.g_idx.device)
         return layer
@@ -83,18 +80,17 @@ class GPTQResult:
 
 def fit_grid(W_group: torch.Tensor, n_bits: int, symmetric: bool, per_tensor: bool = False,
              scale_dtype: torch.dtype = torch.float16) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``(scale, zero_point)`` of the columns ``W_group`` [out, g]: one per row ([out, 1]), or [1, 1]."""
-    dim = None if per_tensor else 1
-    if symmetric:
-        return absmax_params(W_group, n_bits, dim=dim, scale_dtype=scale_dtype), None
-    return zero_point_params(W_group, n_bits, dim=dim, scale_dtype=scale_dtype)
+    """``(scale, zero_point)`` of the columns ``W_group`` [out, g]: one per row ([out, 1]), or [1, 1].
+
+    The solver calls ``GridSpec.fit``; this spelling, with bare values, is the one notebook 05 uses."""
+    return GridSpec(n_bits, "tensor" if per_tensor else "channel", symmetric, scale_dtype).fit(W_group)
 
 
-def _prepare(W, H, group_size, act_order):
+def _prepare(W, H, grid, act_order):
     """Dead inputs, permutation and group length shared by the fast and the reference path."""
     if W.dim() != 2 or H.shape != (W.shape[1], W.shape[1]):
         raise ValueError(f"Need W [out, in] and H [in, in]; got W {tuple(W.shape)} and H {tuple(H.shape)}.")
-    check_group_size(group_size, tuple(W.shape))
+    check_group_size(grid.group_size, tuple(W.shape))
     if not torch.isfinite(H).all():
         raise ValueError("H contains NaN or inf: check the calibration activations.")
     W, H = W.clone(), H.clone()
@@ -106,16 +102,16 @@ def _prepare(W, H, group_size, act_order):
     if act_order:
         perm = torch.argsort(H.diagonal(), descending=True, stable=True)
         W, H = W[:, perm], H[perm][:, perm]
-    group_len = group_size if isinstance(group_size, int) else n_in
-    return W, H, perm, group_len
+    return W, H, perm
 
 
-def _finish(codes, W_hat, scale, zero_point, perm, group_len, n_bits, group_size, symmetric, damp):
+def _finish(codes, W_hat, scale, zero_point, perm, grid, damp):
     """Undo the act-order permutation and record each column's group."""
     inv_perm = torch.argsort(perm)
+    group_len = grid.group_len(perm.numel())
     g_idx = (torch.arange(perm.numel(), device=perm.device) // group_len)[inv_perm]  # group of original column
     return GPTQResult(_original_columns(codes, inv_perm), scale, zero_point, g_idx.to(torch.int32),
-                      _original_columns(W_hat, inv_perm).float(), n_bits, group_size, symmetric, damp)
+                      _original_columns(W_hat, inv_perm).float(), grid, damp)
 
 
 def _original_columns(x, inv_perm):
@@ -138,11 +134,13 @@ def gptq_quantize(
     quantized in one call on their stacked weights. Internally W is held transposed, [in, out],
     so that each column is one contiguous row.
     """
+    grid = GridSpec(n_bits, group_size, symmetric, scale_dtype)
     dtype = torch.float64 if W.dtype == torch.float64 else torch.float32
-    W, H, perm, group_len = _prepare(W.to(dtype), H.to(dtype), group_size, act_order)
+    W, H, perm = _prepare(W.to(dtype), H.to(dtype), grid, act_order)
     U, damp = inverse_hessian_factor(H, damp_percent, retry_damping, name)  # (H + λI)⁻¹ = Uᵀ U
     with _one_thread():
-        return _solve(W, U, n_bits, group_size, symmetric, block_size, scale_dtype, perm, group_len, damp, dtype)
+        codes, W_hat, scale, zero_point = _solve(W, U, grid, block_size)
+    return _finish(codes, W_hat, scale, zero_point, perm, grid, damp)
 
 
 @contextmanager
@@ -156,8 +154,10 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
-def _solve(W, U, n_bits, group_size, symmetric, block_size, scale_dtype, perm, group_len, damp, dtype):
-    """The column loop of :func:`gptq_quantize` on prepared W [out, in] and U.
+def _solve(W: torch.Tensor, U: torch.Tensor, grid: GridSpec, block_size: int):
+    """The column loop of :func:`gptq_quantize` on prepared W [out, in] (float32 or float64) and U.
+
+    Returns ``(codes [out, in], W_hat [out, in], scale [rows, n_groups], zero_point or None)``.
 
     It runs once per input column (~100k times for a whole model) on rows of a few thousand
     floats, so each tensor op costs more in Python and dispatch than in arithmetic. The loop is
@@ -171,8 +171,8 @@ def _solve(W, U, n_bits, group_size, symmetric, block_size, scale_dtype, perm, g
     so the result is the same to the bit, whatever the dtype, grid or block size.
     """
     out_features, n_in = W.shape
-    per_tensor = group_size == "tensor"
-    qmin, qmax = int_range(n_bits, symmetric)
+    dtype, group_len = W.dtype, grid.group_len(n_in)
+    qmin, qmax = grid.code_range()
     Wt = W.T.contiguous()  # [in, out]: row j is column j of W
     codes = torch.empty(n_in, out_features, device=W.device)  # [in, out], float codes until the end
     W_hat = torch.empty(n_in, out_features, dtype=dtype, device=W.device)  # [in, out]
@@ -194,7 +194,7 @@ def _solve(W, U, n_bits, group_size, symmetric, block_size, scale_dtype, perm, g
                 group = W1[i:min(end, i2) - i1]  # [<= group_len, out]
                 if end > i2:  # columns past this block still owe it the pending update
                     group = torch.cat([group, Wt[i2:end] - U[i1:j, i2:end].T @ Err1[:i]])  # [group_len, out]
-                scale, zero_point = fit_grid(group.T, n_bits, symmetric, per_tensor, scale_dtype)  # [rows, 1]
+                scale, zero_point = grid.fit(group.T)  # [rows, 1]
                 scales.append(scale)
                 zero_points.append(zero_point)
                 step = scale[:, 0]  # [rows]
@@ -208,10 +208,10 @@ def _solve(W, U, n_bits, group_size, symmetric, block_size, scale_dtype, perm, g
             torch.sub(w, w_hat, out=err).div_(pivot)  # err = (w - w_hat) / U_jj
             W1[i + 1:].sub_(u[i + 1:] * err)  # rank-1 OBS update of the later columns (column i is done)
         Wt[i2:].sub_(U[i1:i2, i2:].T @ Err1)  # the lazy update of every later column, once per block
-    codes = codes.to(torch.int8 if symmetric else torch.uint8).T  # [out, in], a view of the [in, out] codes
+    codes = codes.to(torch.int8 if grid.symmetric else torch.uint8).T  # [out, in], a view of the [in, out] codes
     scale = torch.cat(scales, dim=1)  # [rows, n_groups]
-    zero_point = None if symmetric else torch.cat(zero_points, dim=1)
-    return _finish(codes, W_hat.T, scale, zero_point, perm, group_len, n_bits, group_size, symmetric, damp)
+    zero_point = None if grid.symmetric else torch.cat(zero_points, dim=1)
+    return codes, W_hat.T, scale, zero_point
 
 
 @torch.no_grad()
@@ -220,17 +220,18 @@ def gptq_quantize_reference(
     damp_percent: float = 0.01, act_order: bool = False, scale_dtype: torch.dtype = torch.float16,
 ) -> GPTQResult:
     """Slow reference: float64, an explicit inverse Hessian updated after each column, no blocks."""
-    W, H, perm, group_len = _prepare(W.double(), H.double(), group_size, act_order)
+    grid = GridSpec(n_bits, group_size, symmetric, scale_dtype)
+    W, H, perm = _prepare(W.double(), H.double(), grid, act_order)
     H = H + damp_percent * H.diagonal().mean() * torch.eye(H.shape[0], dtype=H.dtype, device=H.device)
     H_inv = torch.linalg.inv(H)
     out_features, n_in = W.shape
-    per_tensor = group_size == "tensor"
+    group_len = grid.group_len(n_in)
     codes = torch.empty(out_features, n_in, dtype=torch.int8 if symmetric else torch.uint8, device=W.device)
     W_hat = torch.empty_like(W)
     scales, zero_points = [], []
     for j in range(n_in):
         if j % group_len == 0:
-            scale, zero_point = fit_grid(W[:, j:j + group_len], n_bits, symmetric, per_tensor, scale_dtype)
+            scale, zero_point = grid.fit(W[:, j:j + group_len])
             scales.append(scale)
             zero_points.append(zero_point)
         q = quantize_with(W[:, j:j + 1], scale, zero_point, n_bits, symmetric)
@@ -240,17 +241,17 @@ def gptq_quantize_reference(
         H_inv = H_inv - H_inv[:, j:j + 1] @ H_inv[j:j + 1, :] / H_inv[j, j]  # eliminate input j
     scale = torch.cat(scales, dim=1)  # [rows, n_groups]
     zero_point = None if symmetric else torch.cat(zero_points, dim=1)
-    return _finish(codes, W_hat, scale, zero_point, perm, group_len, n_bits, group_size, symmetric, damp_percent)
+    return _finish(codes, W_hat, scale, zero_point, perm, grid, damp_percent)
 
 
 # ---------------------------------------------------------------- the whole model
 
 
 @dataclass(frozen=True)
-class GPTQConfig:
+class GPTQConfig(GridConfig):
     """Settings of GPTQ.
 
-    n_bits, group_size, symmetric, skip: as in ``RTNConfig``
+    n_bits, group_size, symmetric, skip: the grid and the layers kept, as in ``methods.GridConfig``
     block_size:      columns per lazy batch (128 in the paper)
     damp_percent:    λ = damp_percent · mean(diag H) added to diag H
     act_order:       process columns by decreasing diag(H) (g_idx keeps the groups right)
@@ -260,20 +261,16 @@ class GPTQConfig:
     retry_damping:   on a singular H, retry with 10x damping (with a warning) instead of failing
     """
 
-    n_bits: int = 4
-    group_size: int | str = 64
-    symmetric: bool = False
-    skip: tuple[str, ...] = ("lm_head",)
     block_size: int = 128
     damp_percent: float = 0.01
     act_order: bool = False
     true_sequential: bool = False
     batch_size: int = 8
     retry_damping: bool = True
+    needs_calib = True  # a class constant, not a setting
 
     def __post_init__(self):
-        RTNConfig(self.n_bits, self.group_size, self.symmetric, self.skip)  # the shared fields' checks
-        object.__setattr__(self, "skip", tuple(self.skip))
+        super().__post_init__()
         for field in ("block_size", "batch_size"):
             value = getattr(self, field)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -285,69 +282,65 @@ class GPTQConfig:
                 raise ValueError(f"{field} must be True or False, got {getattr(self, field)!r}.")
 
 
-def _quantize_stage(block, index, stage, H, config, prefix, results, on_layer, timings):
-    """GPTQ the stage's linears against their shared H: stacked into one weight, one column loop."""
-    names = [local for local in stage if not is_skipped(f"{prefix}{index}.{local}", config.skip)]
+def _quantize_stage(block, names, H, config, on_layer, results):
+    """GPTQ the linears ``names`` ({qualified: local}) of one stage against their shared H: stacked
+    into one weight, one column loop."""
     if not names:
         return
-    linears = [block.get_submodule(local) for local in names]
+    linears = [block.get_submodule(local) for local in names.values()]
+    qualified = list(names)
     groups = [[i] for i in range(len(names))] if config.group_size == "tensor" else [list(range(len(names)))]
     for members in groups:  # per-tensor grids span one layer, so those are not stacked
         W = torch.cat([linears[i].weight.detach() for i in members])  # [sum of out, in]
-        clock = time.perf_counter()
         stacked = gptq_quantize(W, H, config.n_bits, config.group_size, config.symmetric, config.block_size,
                                 config.damp_percent, config.act_order, config.retry_damping,
-                                name=f"{prefix}{index}.{'+'.join(names[i] for i in members)}")
-        timings["gptq solve"] = timings.get("gptq solve", 0.0) + time.perf_counter() - clock
+                                name="+".join(qualified[i] for i in members))
         start = 0
         for i in members:
             linear, end = linears[i], start + linears[i].out_features
             result = stacked.rows(start, end)
             start = end
             if on_layer is not None:
-                on_layer(f"{prefix}{index}.{names[i]}", linear.weight.detach(), H, result)
+                on_layer(qualified[i], linear.weight.detach(), H, result)
             linear.weight.data.copy_(result.W_hat)  # later stages and blocks see the quantized layer
-            results[names[i]] = result
+            results[names[qualified[i]]] = result
 
 
-def quantize_model(
-    model: nn.Module, config: GPTQConfig | None = None, *, calib: torch.Tensor | None = None, progress: bool = True,
-    on_layer=None, timings: dict | None = None,
-) -> nn.Module:
-    """GPTQ every linear inside the decoder blocks, block by block, in place; return ``model``.
-
-    calib:    token ids [n_samples, seq_len] (``data.calibration_batches``) or a
-              ``calibration.CalibrationSet``; required. Recorded as ``model.quant_calibration``
-    on_layer: optional ``on_layer(name, W, H, result)`` called after each layer, with the
-              original weight W, its Hessian H and the :class:`GPTQResult`
-    timings:  optional dict that accumulates seconds per stage
-    """
-    config = config if config is not None else GPTQConfig()
-    if not isinstance(config, GPTQConfig):
-        raise ValueError(f"config must be a GPTQConfig, got {type(config).__name__}.")
+@register(GPTQConfig)
+def _apply(model: nn.Module, config: GPTQConfig, *, calib, select: Selection, progress: bool,
+           on_layer=None) -> None:
+    """GPTQ every selected linear, block by block (the preamble ran in ``methods.quantize``)."""
     calib_ids = check_calibration(calib)
     wiring = wiring_for(model)
-    check_block_targets(model, wiring, config.skip, config.group_size, "GPTQ")
+    check_block_targets(model, wiring, select, "GPTQ")
     stages = list(wiring.sequential)
-    timings = timings if timings is not None else {}
-    prefix = wiring.blocks + "."
     for index, block, inputs in sequential_blocks(model, calib_ids, config.batch_size, progress,
-                                                  f"GPTQ {config.n_bits}-bit", timings):
+                                                  f"GPTQ {config.n_bits}-bit"):
+        prefix = f"{wiring.blocks}.{index}."
         passes = [[stage] for stage in stages] if config.true_sequential else [stages]
         results: dict[str, GPTQResult] = {}
         for stages_in_pass in passes:
             # one Hessian per stage: every linear of a stage reads the same input
             hooked = {stage: block.get_submodule(stage[0]) for stage in stages_in_pass}
             accumulators = {stage: HessianAccumulator(m.in_features, m.weight.device) for stage, m in hooked.items()}
-            clock = time.perf_counter()
             with record_inputs(hooked, lambda stage, x: accumulators[stage].add(x)):
                 run_block(block, inputs)
-            timings["hessian"] = timings.get("hessian", 0.0) + time.perf_counter() - clock
             for stage in stages_in_pass:
-                _quantize_stage(block, index, stage, accumulators[stage].H, config, prefix, results, on_layer, timings)
-        clock = time.perf_counter()
+                names = {prefix + local: local for local in stage if select(prefix + local)}
+                _quantize_stage(block, names, accumulators[stage].H, config, on_layer, results)
         for local, result in results.items():
             block.set_submodule(local, result.to_quant_linear(block.get_submodule(local).bias))
-        timings["pack"] = timings.get("pack", 0.0) + time.perf_counter() - clock
     calibration.record(model, calib)  # what calibrated it, saved with the model
-    return model
+
+
+def quantize_model(model: nn.Module, config: GPTQConfig | None = None, *, calib: torch.Tensor | None = None,
+                   progress: bool = True, on_layer=None, only=None) -> nn.Module:
+    """GPTQ every linear inside the decoder blocks (not in ``config.skip``; in ``only`` if given),
+    block by block, in place; return ``model``.
+
+    calib:    token ids [n_samples, seq_len] (``data.calibration_batches``) or a
+              ``calibration.CalibrationSet``; required. Recorded as ``model.quant_calibration``
+    on_layer: optional ``on_layer(name, W, H, result)`` called after each layer, with the
+              original weight W, its Hessian H and the :class:`GPTQResult`
+    """
+    return quantize_as(GPTQConfig, model, config, calib=calib, progress=progress, on_layer=on_layer, only=only)

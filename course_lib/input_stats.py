@@ -3,9 +3,10 @@
 Three accumulators, for three consumers; each has a slow reference that sees all of X at once:
 
 * :class:`HessianAccumulator` -- GPTQ's Hessian of the layer-wise objective,
-  ``H = 2/n Σ_t x_t x_tᵀ`` [in, in] (reference: ``hessian.hessian_reference``);
-* :class:`InputStats` -- AWQ's statistics: the second moment ``XᵀX / n`` [in, in] (exposed as
-  ``.H`` in AWQ's own convention, *half* of GPTQ's H; see ``awq_search``) and ``mean_t |x|`` [in];
+  ``H = 2/n Σ_t x_t x_tᵀ`` [in, in] (reference: ``hessian.hessian_reference``), summed in float32;
+* :class:`InputStats` -- AWQ's statistics, summed in float64: the second moment
+  ``C = XᵀX / n`` [in, in] (the output error of a weight change ΔW is ``tr(ΔW C ΔWᵀ)``) and
+  ``mean_t |x|`` [in]; it also gives ``H = 2C``, the same H as GPTQ's;
 * :class:`RunningStats` -> :class:`Stats` -- per-channel absmax, mean |x| and outlier counts for
   SmoothQuant, static activation scales and LLM.int8 (reference: :func:`stats_of`).
 
@@ -47,7 +48,8 @@ class HessianAccumulator:
 
 
 class InputStats:
-    """Running ``H = XᵀX / n`` [in, in] and ``mean_abs = mean_t |X|`` [in] of one linear input."""
+    """Running second moment ``C = XᵀX / n`` [in, in] (and GPTQ's ``H = 2C``) and ``mean_abs = mean_t |X|`` [in]
+    of one linear input."""
 
     def __init__(self, in_features: int, device=None):
         self.XtX = torch.zeros(in_features, in_features, dtype=torch.float64, device=device)
@@ -61,10 +63,18 @@ class InputStats:
         self.n_tokens += X.shape[0]
 
     @property
-    def H(self) -> torch.Tensor:
+    def C(self) -> torch.Tensor:
+        """``XᵀX / n`` [in, in] float32."""
         if self.n_tokens == 0:
             raise ValueError("No input was recorded; the layer never ran on the calibration data.")
         return (self.XtX / self.n_tokens).float()
+
+    @property
+    def H(self) -> torch.Tensor:
+        """``2 XᵀX / n`` [in, in] float32: GPTQ's Hessian (``HessianAccumulator.H``), from float64 sums."""
+        if self.n_tokens == 0:
+            raise ValueError("No input was recorded; the layer never ran on the calibration data.")
+        return (2.0 * self.XtX / self.n_tokens).float()
 
     @property
     def mean_abs(self) -> torch.Tensor:

@@ -34,7 +34,9 @@ from torch import nn
 
 from .act_quant import quantize_per_token, vectorwise_int8_matmul, w8a8_matmul
 from .quantize import quantize
-from .swap import check_skip, replace_linears
+from .methods import quantize_as, register
+from .quant_linear import QuantizedLinear
+from .swap import Selection, check_skip, replace_linears
 
 DEFAULT_THRESHOLD = 6.0
 
@@ -96,14 +98,12 @@ def decomposed_matmul_reference(X: torch.Tensor, W: torch.Tensor, threshold: flo
     return Y
 
 
-class LLMInt8Linear(nn.Module):
+class LLMInt8Linear(QuantizedLinear):
     """A linear layer computing LLM.int8's decomposition with int8 weights.
 
     Buffers: qweight [out, in] int8, scale [out, 1] float16, bias [out] or None.
     Counters (plain attributes): ``outlier_columns_seen`` and ``columns_seen``, summed over calls.
     """
-
-    kernel = None  # optional callable(x, layer) -> y
 
     def __init__(self, in_features: int, out_features: int, threshold: float = DEFAULT_THRESHOLD,
                  bias: bool = False, device=None, bias_dtype: torch.dtype = torch.float32):
@@ -138,9 +138,11 @@ class LLMInt8Linear(nn.Module):
     def dequantize_weight(self) -> torch.Tensor:
         return self.qweight.float() * self.scale.float()  # [out, in]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kernel is not None:
-            return self.kernel(x, self)
+    def int8_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.qweight, self.scale
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        """Outlier columns in x's dtype, the rest as vector-wise int8; returns x's dtype and leading shape."""
         X = x.reshape(-1, self.in_features)  # [..., in] -> [n_tokens, in]
         outliers = outlier_columns(X, self.threshold)  # [in]
         self.outlier_columns_seen += int(outliers.sum())
@@ -171,8 +173,7 @@ class LLMInt8Linear(nn.Module):
 
     def theoretical_nbytes(self) -> int:
         """Stored bytes: int8 weights, float16 per-row scales, bias."""
-        total = self.qweight.numel() + 2 * self.scale.numel()
-        return total + (0 if self.bias is None else self.bias.numel() * self.bias.element_size())
+        return self.qweight.numel() + 2 * self.scale.numel() + self.bias_nbytes()
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, threshold={self.threshold}"
@@ -210,15 +211,18 @@ class LLMInt8Config:
         object.__setattr__(self, "skip", check_skip(self.skip))
 
 
+@register(LLMInt8Config)
+def _apply(model: nn.Module, config: LLMInt8Config, *, calib, select: Selection, progress: bool) -> None:
+    """Swap the selected linears for ``LLMInt8Linear`` (outliers are found per call: no calibration)."""
+    replace_linears(model, lambda name, linear: LLMInt8Linear.from_linear(linear, config.threshold), select,
+                    progress=progress, desc=f"LLM.int8 threshold {config.threshold:g}")
+
+
 def quantize_model(model: nn.Module, config: LLMInt8Config | None = None, *, calib=None,
-                   progress: bool = True) -> nn.Module:
-    """Swap every ``nn.Linear`` not in ``config.skip`` for an :class:`LLMInt8Linear`, in place; return ``model``.
+                   progress: bool = True, only=None) -> nn.Module:
+    """Swap every ``nn.Linear`` not in ``config.skip`` (in ``only``, if given) for an :class:`LLMInt8Linear`,
+    in place; return ``model``.
 
     ``calib`` is ignored: the outlier columns are found from each call's own activations.
     """
-    config = config if config is not None else LLMInt8Config()
-    if not isinstance(config, LLMInt8Config):
-        raise ValueError(f"config must be an LLMInt8Config, got {type(config).__name__}.")
-    replace_linears(model, lambda name, linear: LLMInt8Linear.from_linear(linear, config.threshold), config.skip,
-                    progress=progress, desc=f"LLM.int8 threshold {config.threshold:g}")
-    return model
+    return quantize_as(LLMInt8Config, model, config, calib=calib, progress=progress, only=only)

@@ -38,7 +38,9 @@ from torch import nn
 
 from .packing import pack_int4, unpack_int4
 from .quantize import absmax_params, check_finite, quantize_with
-from .swap import check_skip, replace_linears
+from .methods import quantize_as, register
+from .quant_linear import QuantizedLinear
+from .swap import Selection, check_skip, replace_linears
 
 NF4_OFFSET = ((1 - 1 / (2 * 15)) + (1 - 1 / (2 * 16))) / 2  # 0.9677083: between the 15- and 16-level tails
 
@@ -186,10 +188,8 @@ def _check_block_size(value, name: str) -> None:
 
 # ---------------------------------------------------------------- the layer and the driver
 
-class NF4Linear(nn.Module):
+class NF4Linear(QuantizedLinear):
     """A linear layer with an NF4 weight, dequantized on every call (or ``kernel(x, layer)``)."""
-
-    kernel = None
 
     def __init__(self, weight: NF4Tensor, bias: torch.Tensor | None = None):
         super().__init__()
@@ -215,9 +215,7 @@ class NF4Linear(nn.Module):
     def dequantize_weight(self) -> torch.Tensor:
         return self.to_nf4().dequantize()  # [out, in] float32
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kernel is not None:
-            return self.kernel(x, self)
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
         bias = None if self.bias is None else self.bias.to(x.dtype)
         return F.linear(x, self.dequantize_weight().to(x.dtype), bias)
 
@@ -225,7 +223,7 @@ class NF4Linear(nn.Module):
         """:func:`nf4_nbytes` of the weight plus the bias."""
         total = nf4_nbytes(self.out_features * self.in_features, self.block_size, self.double_quant,
                            self.dq_block_size)
-        return total + (0 if self.bias is None else self.bias.numel() * self.bias.element_size())
+        return total + self.bias_nbytes()
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, block_size={self.block_size}, "
@@ -258,16 +256,19 @@ class NF4Config:
         return nf4_bits_per_param(numel, self.block_size, self.double_quant, self.dq_block_size)
 
 
+@register(NF4Config)
+def _apply(model: nn.Module, config: NF4Config, *, calib, select: Selection, progress: bool) -> None:
+    """Swap the selected linears for ``NF4Linear`` (weights only: no calibration)."""
+    replace_linears(model, lambda name, linear: NF4Linear.from_linear(linear, config.block_size, config.double_quant,
+                                                                      config.dq_block_size),
+                    select, progress=progress, desc="NF4")
+
+
 def quantize_model(model: nn.Module, config: NF4Config | None = None, *, calib=None,
-                   progress: bool = True) -> nn.Module:
-    """Swap every ``nn.Linear`` not in ``config.skip`` for an :class:`NF4Linear`, in place; return ``model``.
+                   progress: bool = True, only=None) -> nn.Module:
+    """Swap every ``nn.Linear`` not in ``config.skip`` (in ``only``, if given) for an :class:`NF4Linear`,
+    in place; return ``model``.
 
     ``calib`` is ignored: NF4 looks only at the weights.
     """
-    config = config if config is not None else NF4Config()
-    if not isinstance(config, NF4Config):
-        raise ValueError(f"config must be an NF4Config, got {type(config).__name__}.")
-    replace_linears(model, lambda name, linear: NF4Linear.from_linear(linear, config.block_size, config.double_quant,
-                                                                      config.dq_block_size),
-                    config.skip, progress=progress, desc="NF4")
-    return model
+    return quantize_as(NF4Config, model, config, calib=calib, progress=progress, only=only)

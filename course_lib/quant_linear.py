@@ -1,6 +1,13 @@
-"""QuantLinear: a linear layer that stores packed integer weights and dequantizes them.
+"""The quantized linear layers' one contract, and QuantLinear: packed integer weights, dequantized.
 
-It replaces ``nn.Linear(in_features, out_features)``, computing
+:class:`QuantizedLinear` is what every quantized layer of the course is (``QuantLinear`` here;
+``W8A8Linear``, ``LLMInt8Linear`` and ``NF4Linear`` with their methods): ``in_features``,
+``out_features``, ``bias``; ``forward`` that calls the ``kernel`` hook when one is set and the
+layer's own ``compute`` otherwise; ``dequantize_weight()`` and ``theoretical_nbytes()``; and
+``int8_weight()``, the symmetric per-row int8 weight an int8 kernel reads, where the layer
+has one. Code that takes any quantized layer (swaps, sizes, kernels) relies on these alone.
+
+QuantLinear replaces ``nn.Linear(in_features, out_features)``, computing
 
     y = x @ W_hat.T + bias,     W_hat[o, i] = (q[o, i] - zero_point[o, g_idx[i]]) * scale[o, g_idx[i]]
 
@@ -46,10 +53,42 @@ from .packing import pack_bits, packed_nbytes, unpack_bits
 from .quantize import QuantizedTensor, check_group_size, check_n_bits, quantize
 
 
-class QuantLinear(nn.Module):
-    """A linear layer with ``n_bits`` integer weights, per-tensor, per-channel or per-group scales."""
+class QuantizedLinear(nn.Module):
+    """The contract of a quantized linear layer (module docstring); subclasses implement the methods below."""
 
-    kernel = None  # optional callable(x, layer) -> y that replaces the dequantize + F.linear path
+    in_features: int
+    out_features: int
+    kernel = None  # optional callable(x, layer) -> y that replaces compute(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``self.kernel(x, self)`` when a kernel is set, else ``self.compute(x)``; x [..., in] -> [..., out]."""
+        if self.kernel is not None:
+            return self.kernel(x, self)
+        return self.compute(x)
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's own forward, in x's dtype."""
+        raise NotImplementedError(f"{type(self).__name__} must implement compute(x).")
+
+    def dequantize_weight(self) -> torch.Tensor:
+        """The weight the layer stands for, W_hat [out, in] float32."""
+        raise NotImplementedError(f"{type(self).__name__} must implement dequantize_weight().")
+
+    def theoretical_nbytes(self) -> int:
+        """Bytes of everything the layer stores (weights, scales, zero points, indices, bias)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement theoretical_nbytes().")
+
+    def int8_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(q_W [out, in] int8, scale_W [rows, 1] float16)`` of a symmetric per-row 8-bit weight; a
+        ValueError for layers stored otherwise."""
+        raise ValueError(f"{type(self).__name__} stores no symmetric per-row int8 weight.")
+
+    def bias_nbytes(self) -> int:
+        return 0 if self.bias is None else self.bias.numel() * self.bias.element_size()
+
+
+class QuantLinear(QuantizedLinear):
+    """A linear layer with ``n_bits`` integer weights, per-tensor, per-channel or per-group scales."""
 
     def __init__(
         self, in_features: int, out_features: int, n_bits: int = 4, group_size: int | str = 64,
@@ -163,10 +202,15 @@ class QuantLinear(nn.Module):
         return QuantizedTensor(self.codes().clone(), self.scale.float(), self.zero_points(), self.n_bits,
                                self.group_size, self.symmetric)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x @ W_hat.T + bias`` in x's dtype; ``self.kernel(x, self)`` instead when a kernel is set."""
-        if self.kernel is not None:
-            return self.kernel(x, self)
+    def int8_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.n_bits != 8 or not self.symmetric or self.scale.shape[1] != 1:
+            raise ValueError("An int8 weight needs QuantLinear(n_bits=8, symmetric=True, group_size='channel' or "
+                             f"'tensor'), got n_bits={self.n_bits}, symmetric={self.symmetric}, "
+                             f"group_size={self.group_size!r}.")
+        return self.qweight, self.scale
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
+        """``x @ W_hat.T + bias`` in x's dtype (through the Triton kernels for CUDA inputs they support)."""
         triton_forward = _triton_forward(x, self)
         if triton_forward is not None:
             return triton_forward(x, self)
@@ -183,9 +227,7 @@ class QuantLinear(nn.Module):
         if not self.symmetric:
             total += packed_nbytes(rows * n_groups, self.n_bits)  # packed zero points
         total += 4 * self.in_features  # int32 g_idx
-        if self.bias is not None:
-            total += self.out_features * self.bias.element_size()
-        return total
+        return total + self.bias_nbytes()
 
     def config(self) -> dict:
         """What a skeleton needs to rebuild this layer before loading its buffers."""

@@ -296,6 +296,52 @@ def fake_quantize(
     return codes.sub_(offset).mul_(scale).reshape(W.shape)  # [*W.shape]
 
 
+# ---------------------------------------------------------------- the grid as one object
+
+@dataclass(frozen=True)
+class GridSpec:
+    """The grid a weight is put on: what RTN, GPTQ and AWQ share, carried as one value.
+
+    n_bits:      2..8 bits per weight
+    group_size:  a positive int (inputs per group), "channel" (one scale per output row) or "tensor"
+    symmetric:   True for absmax (no zero point), False for an integer zero point
+    scale_dtype: the dtype scales are stored in; each scale is rounded *up* to it before codes are chosen
+    """
+
+    n_bits: int = 4
+    group_size: int | str = 64
+    symmetric: bool = False
+    scale_dtype: torch.dtype = torch.float16
+
+    def __post_init__(self):
+        check_n_bits(self.n_bits)
+        gs = self.group_size
+        if isinstance(gs, str) and gs not in GROUP_SIZE_NAMES:
+            raise ValueError(f"group_size must be a positive int, 'channel' or 'tensor', got {gs!r}.")
+        if not isinstance(gs, str) and (isinstance(gs, bool) or not isinstance(gs, int) or gs <= 0):
+            raise ValueError(f"group_size must be a positive int, 'channel' or 'tensor', got {gs!r}.")
+        if not isinstance(self.symmetric, bool):
+            raise ValueError(f"symmetric must be True or False, got {self.symmetric!r}.")
+        if self.scale_dtype not in (torch.float16, torch.bfloat16, torch.float32):
+            raise ValueError(f"scale_dtype must be torch.float16, bfloat16 or float32, got {self.scale_dtype!r}.")
+
+    def group_len(self, in_features: int) -> int:
+        """Inputs per group in a weight with ``in_features`` columns ("channel"/"tensor": all of them)."""
+        return self.group_size if isinstance(self.group_size, int) else in_features
+
+    def code_range(self) -> tuple[int, int]:
+        """``(qmin, qmax)``, the codes this grid uses (:func:`int_range`)."""
+        return int_range(self.n_bits, self.symmetric)
+
+    def fit(self, W_group: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``(scale, zero_point)`` of the columns ``W_group`` [out, g]: one per row ([out, 1]), or [1, 1]
+        for "tensor"; zero_point None when symmetric."""
+        dim = None if self.group_size == "tensor" else 1
+        if self.symmetric:
+            return absmax_params(W_group, self.n_bits, dim=dim, scale_dtype=self.scale_dtype), None
+        return zero_point_params(W_group, self.n_bits, dim=dim, scale_dtype=self.scale_dtype)
+
+
 def check_group_size_fits(layers: list, group_size) -> None:
     """Raise a ValueError naming the first layer whose in_features ``group_size`` does not divide."""
     if not isinstance(group_size, int):

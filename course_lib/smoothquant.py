@@ -14,9 +14,10 @@ weight column to the same max (s_j = 1/max|W_j|: it rescales the activations too
 the range evenly (max|X_j / s_j| = max|W_j s_j| = sqrt(max|X_j| max|W_j|)).
 
 ``diag(s)⁻¹`` costs nothing at run time: it is folded into the op that produces X, named by
-the architecture's wiring (``wiring.py``): a norm's weight (and bias) is divided by ``s``,
-or a previous linear's output rows are. The float model's outputs do not change (up to
-float rounding); only then is it quantized with ``w8a8.quantize_linears``.
+the architecture's wiring (``wiring.py``), with the same fold as AWQ's (``fold.py``): a
+norm's weight (and bias) is divided by ``s``, or a previous linear's output rows are. The
+float model's outputs do not change (up to float rounding); only then is it quantized with
+``w8a8.quantize_linears``.
 
     quantize_model(model, SmoothQuantConfig(alpha=0.5), calib=calibration_batches(tok, ...))
 """
@@ -28,9 +29,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .fold import fold_group
 from .input_stats import Stats
+from .methods import quantize_as, register
 from .quantize import check_n_bits
-from .swap import check_skip, is_skipped
+from .swap import Select, Selection, as_selection, check_skip
 from .w8a8 import ACT_SCHEMES, WEIGHT_SCHEMES, W8A8Config, quantize_linears, resolve_stats
 from .wiring import decoder_blocks, scale_groups, wiring_for
 
@@ -68,46 +71,22 @@ def weight_absmax_per_input(linears: list[nn.Linear]) -> torch.Tensor:
     return W.abs().amax(dim=0)  # [in]
 
 
-@torch.no_grad()
-def fold_smoothing(prev: nn.Module, prev_kind: str, linears: list[nn.Linear], s: torch.Tensor) -> None:
-    """Fold ``diag(s)⁻¹`` into ``prev`` and ``diag(s)`` into each consumer, in place.
-
-    prev_kind "norm": ``prev.weight / s`` (and its bias); "linear": rows of ``prev.weight``
-    (and ``prev.bias``) divided by s. Each consumer: columns of ``W`` multiplied by s.
-    """
-    if prev_kind not in FOLD_KINDS:
-        raise ValueError(f"prev_kind must be one of {FOLD_KINDS}, got {prev_kind!r}.")
-    s = s.double().to(linears[0].weight.device)
-    if prev_kind == "norm":
-        _scale_(prev.weight, 1 / s)  # [in]
-    else:
-        _scale_(prev.weight, 1 / s[:, None])  # [in, prev_in]: row j of prev makes channel j
-    if getattr(prev, "bias", None) is not None:
-        _scale_(prev.bias, 1 / s)
-    for linear in linears:
-        _scale_(linear.weight, s[None, :])  # [out, in]: column j reads channel j
-
-
-def _scale_(tensor: torch.Tensor, factor: torch.Tensor) -> None:
-    """``tensor *= factor`` computed in float64 and rounded once to the tensor's dtype."""
-    tensor.copy_((tensor.double() * factor).to(tensor.dtype))
-
-
 def smooth_model(model: nn.Module, stats: dict[str, Stats], alpha: float = 0.5,
-                 fold_into: tuple[str, ...] = FOLD_KINDS, skip: tuple[str, ...] = (),
+                 fold_into: tuple[str, ...] = FOLD_KINDS, skip: Select = (),
                  power_of_two: bool = False) -> dict[str, torch.Tensor]:
     """Fold SmoothQuant's factors into every scale group of every block, in place.
 
     stats: the input statistics of the *unsmoothed* model (``activations.channel_stats``);
     fold_into: the producer kinds to use ("norm", "linear"). The groups come from the
     architecture's wiring (``wiring.scale_groups`` leaves out folds that are not exact).
-    skip: a group whose consumers are all skipped is left alone; a skipped consumer in a
-    smoothed group is still rescaled (the fold must stay exact) but needs no statistics.
+    skip: fragments (or a ``swap.Selection``); a group whose consumers are all unselected is left
+    alone; an unselected consumer in a smoothed group is still rescaled (the fold must stay
+    exact) but needs no statistics.
     power_of_two: round each s_j to a power of two, so the fold is exact in floating point
     (otherwise it changes the outputs by float rounding: each weight is rounded once).
     Returns ``{linear name: s}`` for every consumer that was smoothed.
     """
-    wiring = wiring_for(model)
+    wiring, select = wiring_for(model), as_selection(skip)
     factors: dict[str, torch.Tensor] = {}
     for i, block in enumerate(decoder_blocks(model)):
         prefix = f"{wiring.blocks}.{i}."
@@ -115,7 +94,7 @@ def smooth_model(model: nn.Module, stats: dict[str, Stats], alpha: float = 0.5,
             if group.prev_kind not in fold_into:
                 continue
             names = [prefix + name for name in group.linears]
-            measured = [name for name in names if not is_skipped(name, skip)]
+            measured = [name for name in names if select(name)]
             if not measured:
                 continue
             missing = [name for name in measured if name not in stats]
@@ -126,7 +105,7 @@ def smooth_model(model: nn.Module, stats: dict[str, Stats], alpha: float = 0.5,
             linears = [block.get_submodule(name) for name in group.linears]
             s = smoothing_factor(act_absmax, weight_absmax_per_input(linears), alpha)  # [in]
             s = round_to_power_of_two(s) if power_of_two else s
-            fold_smoothing(block.get_submodule(group.prev), group.prev_kind, linears, s)
+            fold_group(block, group, s)
             factors.update({name: s for name in names})
     return factors
 
@@ -159,6 +138,9 @@ class SmoothQuantConfig:
     fold_into: tuple[str, ...] = FOLD_KINDS
     power_of_two: bool = False
     skip: tuple[str, ...] = ("lm_head",)
+    needs_calib = True  # class constants, not settings
+    calib_hint = ("SmoothQuant needs activation statistics: pass calib=data.calibration_batches(tokenizer, "
+                  "n_samples=..., seq_len=...) or calib=activations.channel_stats(model, batches).")
 
     def __post_init__(self):
         a = self.alpha
@@ -182,21 +164,20 @@ class SmoothQuantConfig:
         return W8A8Config(self.act_scheme, self.weight_scheme, self.w_bits, self.a_bits, self.skip)
 
 
+@register(SmoothQuantConfig)
+def _apply(model: nn.Module, config: SmoothQuantConfig, *, calib, select: Selection, progress: bool) -> None:
+    """Smooth with the calibration statistics, then swap the selected linears for ``W8A8Linear``."""
+    stats = resolve_stats(model, calib, select, progress)
+    factors = smooth_model(model, stats, config.alpha, config.fold_into, select, config.power_of_two)
+    quantize_linears(model, config.w8a8(), smoothed_input_absmax(stats, factors), select, progress)
+
+
 def quantize_model(model: nn.Module, config: SmoothQuantConfig | None = None, *, calib=None,
-                   progress: bool = True) -> nn.Module:
-    """Smooth ``model`` in place with its calibration statistics, then swap its linears for
-    ``W8A8Linear`` layers; return ``model``.
+                   progress: bool = True, only=None) -> nn.Module:
+    """Smooth ``model`` in place with its calibration statistics, then swap its linears (not in
+    ``config.skip``; in ``only`` if given) for ``W8A8Linear`` layers; return ``model``.
 
     calib (required): token ids [n_samples, seq_len] from ``data.calibration_batches``, or
     the dict ``activations.channel_stats`` returned for this (unsmoothed) model.
     """
-    config = config if config is not None else SmoothQuantConfig()
-    if not isinstance(config, SmoothQuantConfig):
-        raise ValueError(f"config must be a SmoothQuantConfig, got {type(config).__name__}.")
-    if calib is None:
-        raise ValueError("SmoothQuant needs activation statistics: pass calib=data.calibration_batches(tokenizer, "
-                         "n_samples=..., seq_len=...) or calib=activations.channel_stats(model, batches).")
-    stats = resolve_stats(model, calib, config.skip, progress)
-    factors = smooth_model(model, stats, config.alpha, config.fold_into, config.skip, config.power_of_two)
-    quantize_linears(model, config.w8a8(), smoothed_input_absmax(stats, factors), progress)
-    return model
+    return quantize_as(SmoothQuantConfig, model, config, calib=calib, progress=progress, only=only)

@@ -10,20 +10,21 @@ input too, so the matmul itself runs on integers (what int8 tensor cores do):
                  static scale calibrated in advance ("per_tensor", scale_X [1, 1])
 
 Per-token x per-channel is LLM.int8's *vector-wise* quantization; per-tensor x per-tensor is
-its plain "absmax" baseline. One entry point, as for every algorithm:
+its plain "absmax" baseline. Through the one entry point, as every method (``methods.quantize``), or this module's
+``quantize_model``, the same call for W8A8 configs only:
 
     quantize_model(model, W8A8Config(act_scheme="per_tensor"), calib=calibration_batches(tok, ...))
 
 The static scheme needs ``calib`` (token ids, or the statistics :func:`activations.channel_stats`
 returned); the dynamic one ignores it.
 
-The kernel hook: set ``layer.kernel`` on each layer (a plain function set on the class would be
-bound as a method; wrap it in ``staticmethod`` there) to ``kernel(x, layer) -> y``
-and ``forward`` calls it. The weight is stored as an 8-bit symmetric per-channel
-``QuantLinear`` stores it (``qweight`` [out, in] int8, ``scale`` [rows, 1] float16, and the
-attributes ``n_bits``, ``symmetric``, ``group_size``), so a kernel written for such a
-QuantLinear that quantizes x per token fits a per-token layer as is; a static layer must
-also use ``layer.input_scale`` (None when per token).
+The kernel hook (``quant_linear.QuantizedLinear``'s contract): set ``layer.kernel`` on each
+layer (a plain function set on the class would be bound as a method; wrap it in
+``staticmethod`` there) to ``kernel(x, layer) -> y`` and ``forward`` calls it. The weight is
+stored as an 8-bit symmetric per-channel ``QuantLinear`` stores it, and both give it through
+``int8_weight()`` (``qweight`` [out, in] int8, ``scale`` [rows, 1] float16), so an int8 kernel
+that quantizes x per token fits a per-token layer of either kind; a static layer must also
+use ``layer.input_scale`` (None when per token).
 """
 from __future__ import annotations
 
@@ -36,30 +37,21 @@ from torch import nn
 from .act_quant import quantize_per_tensor, quantize_per_token, static_scale, w8a8_matmul
 from .activations import channel_stats
 from .input_stats import Stats
+from .methods import quantize_as, register
+from .quant_linear import QuantizedLinear
 from .quantize import check_n_bits, quantize
-from .swap import check_skip, find_linears, replace_linears
+from .swap import Select, Selection, check_skip, find_linears, replace_linears
 
 ACT_SCHEMES = ("per_token", "per_tensor")
 WEIGHT_SCHEMES = ("per_channel", "per_tensor")
 
 
-class W8A8Linear(nn.Module):
+class W8A8Linear(QuantizedLinear):
     """``y ≈ x Wᵀ + b`` with integer weights, integer activations and an integer matmul.
 
     Buffers: qweight [out, in] int8; scale [out, 1] or [1, 1] float16 (the weight's);
     input_scale a float32 scalar (static per-tensor) or None (dynamic per-token); bias [out] or None.
     """
-
-    kernel = None  # optional callable(x, layer) -> y replacing the integer-matmul reference path
-    symmetric = True  # the weight format, named as QuantLinear names it
-
-    @property
-    def n_bits(self) -> int:
-        return self.w_bits
-
-    @property
-    def group_size(self) -> str:
-        return "channel" if self.weight_scheme == "per_channel" else "tensor"
 
     def __init__(self, in_features: int, out_features: int, act_scheme: str = "per_token",
                  weight_scheme: str = "per_channel", w_bits: int = 8, a_bits: int = 8, bias: bool = False,
@@ -84,7 +76,8 @@ class W8A8Linear(nn.Module):
         layer = cls(linear.in_features, linear.out_features, act_scheme, weight_scheme, w_bits, a_bits,
                     bias=linear.bias is not None, device=linear.weight.device,
                     bias_dtype=linear.bias.dtype if linear.bias is not None else torch.float32)
-        qt = quantize(linear.weight.detach(), w_bits, layer.group_size, symmetric=True, scale_dtype=torch.float16)
+        group_size = "channel" if weight_scheme == "per_channel" else "tensor"
+        qt = quantize(linear.weight.detach(), w_bits, group_size, symmetric=True, scale_dtype=torch.float16)
         layer.qweight = qt.q.clone()  # [out, in] int8
         layer.scale = qt.scale.to(torch.float16).clone()  # [rows, 1]
         if act_scheme == "per_tensor":
@@ -106,10 +99,11 @@ class W8A8Linear(nn.Module):
         """``W_hat = q_W * scale_W``, [out, in] float32."""
         return self.qweight.float() * self.scale.float()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def int8_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.qweight, self.scale
+
+    def compute(self, x: torch.Tensor) -> torch.Tensor:
         """Quantize x, integer matmul, rescale, add bias; returns x's dtype and leading shape."""
-        if self.kernel is not None:
-            return self.kernel(x, self)
         X = x.reshape(-1, self.in_features)  # [..., in] -> [n_tokens, in]
         q_X, scale_X = self.quantize_input(X)
         Y = w8a8_matmul(q_X, scale_X, self.qweight, self.scale)  # [n_tokens, out] float32
@@ -130,7 +124,7 @@ class W8A8Linear(nn.Module):
         """Stored bytes: int8 weights, float16 weight scales, a float32 input scale, bias."""
         total = self.qweight.numel() + 2 * self.scale.numel()
         total += 4 if self.input_scale is not None else 0
-        return total + (0 if self.bias is None else self.bias.numel() * self.bias.element_size())
+        return total + self.bias_nbytes()
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, w_bits={self.w_bits}, "
@@ -167,12 +161,15 @@ class W8A8Config:
         check_n_bits(self.a_bits)
         object.__setattr__(self, "skip", check_skip(self.skip))
 
+    calib_hint = ("act_scheme='per_tensor' calibrates a static scale and needs calib: pass "
+                  "calib=data.calibration_batches(tokenizer, n_samples=..., seq_len=...), or use act_scheme='per_token'.")
+
     @property
     def needs_calib(self) -> bool:
         return self.act_scheme == "per_tensor"
 
 
-def resolve_stats(model: nn.Module, calib, skip: tuple[str, ...], progress: bool) -> dict[str, Stats]:
+def resolve_stats(model: nn.Module, calib, skip: Select, progress: bool) -> dict[str, Stats]:
     """``calib`` as ``{linear name: Stats}``: token ids are run through the model; a stats dict is used as is."""
     if isinstance(calib, dict):
         return calib
@@ -183,13 +180,15 @@ def resolve_stats(model: nn.Module, calib, skip: tuple[str, ...], progress: bool
 
 
 def quantize_linears(model: nn.Module, config: W8A8Config, input_absmax: dict[str, float] | None,
-                     progress: bool = True) -> list[str]:
-    """Swap every linear outside ``config.skip`` for a :class:`W8A8Linear`; returns the names replaced.
+                     select: Select | None = None, progress: bool = True) -> list[str]:
+    """Swap every selected linear (None: outside ``config.skip``) for a :class:`W8A8Linear`; returns the
+    names replaced.
 
     input_absmax: ``{linear name: calibrated max |X|}``, needed by the static per-tensor scheme.
     """
+    select = config.skip if select is None else select
     if config.needs_calib:
-        missing = [name for name, _ in find_linears(model, config.skip) if name not in (input_absmax or {})]
+        missing = [name for name, _ in find_linears(model, select) if name not in (input_absmax or {})]
         if missing:
             raise ValueError(f"No calibrated input absmax for {len(missing)} layer(s), e.g. {missing[0]!r}; "
                              "collect statistics on this model with activations.channel_stats(model, calib).")
@@ -199,27 +198,26 @@ def quantize_linears(model: nn.Module, config: W8A8Config, input_absmax: dict[st
         return W8A8Linear.from_linear(linear, config.act_scheme, config.weight_scheme, config.w_bits,
                                       config.a_bits, input_absmax=absmax)
 
-    return replace_linears(model, make_layer, config.skip, progress=progress,
+    return replace_linears(model, make_layer, select, progress=progress,
                            desc=f"W{config.w_bits}A{config.a_bits} {config.act_scheme}")
 
 
+@register(W8A8Config)
+def _apply(model: nn.Module, config: W8A8Config, *, calib, select: Selection, progress: bool) -> None:
+    """Swap the selected linears for ``W8A8Linear``; a static scheme calibrates its input scales first."""
+    input_absmax = None
+    if config.needs_calib:
+        stats = resolve_stats(model, calib, select, progress)
+        input_absmax = {name: st.tensor_absmax for name, st in stats.items()}
+    quantize_linears(model, config, input_absmax, select, progress)
+
+
 def quantize_model(model: nn.Module, config: W8A8Config | None = None, *, calib=None,
-                   progress: bool = True) -> nn.Module:
-    """Swap every ``nn.Linear`` not in ``config.skip`` for a :class:`W8A8Linear`, in place; return ``model``.
+                   progress: bool = True, only=None) -> nn.Module:
+    """Swap every ``nn.Linear`` not in ``config.skip`` (in ``only``, if given) for a :class:`W8A8Linear`,
+    in place; return ``model``.
 
     calib: token ids [n_samples, seq_len] (or channel_stats' dict) for act_scheme="per_tensor";
     ignored per token.
     """
-    config = config if config is not None else W8A8Config()
-    if not isinstance(config, W8A8Config):
-        raise ValueError(f"config must be a W8A8Config, got {type(config).__name__}.")
-    input_absmax = None
-    if config.needs_calib:
-        if calib is None:
-            raise ValueError("act_scheme='per_tensor' calibrates a static scale and needs calib: pass "
-                             "calib=data.calibration_batches(tokenizer, n_samples=..., seq_len=...), "
-                             "or use act_scheme='per_token'.")
-        stats = resolve_stats(model, calib, config.skip, progress)
-        input_absmax = {name: st.tensor_absmax for name, st in stats.items()}
-    quantize_linears(model, config, input_absmax, progress)
-    return model
+    return quantize_as(W8A8Config, model, config, calib=calib, progress=progress, only=only)

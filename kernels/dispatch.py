@@ -64,11 +64,12 @@ def quant_linear_forward(x: torch.Tensor, layer) -> torch.Tensor:
 
 
 def w8a8_forward(x: torch.Tensor, layer) -> torch.Tensor:
-    """A ``kernel`` hook for symmetric 8-bit per-channel layers: quantize x per token, int8 x int8 matmul."""
-    if layer.n_bits != 8 or not layer.symmetric or layer.scale.shape[1] != 1:
-        raise ValueError("w8a8_forward needs QuantLinear(n_bits=8, symmetric=True, group_size='channel' or "
-                         f"'tensor'), got n_bits={layer.n_bits}, symmetric={layer.symmetric}, "
-                         f"group_size={layer.group_size!r}.")
+    """A ``kernel`` hook for any quantized layer with a symmetric per-row int8 weight (``layer.int8_weight()``:
+    an 8-bit symmetric per-channel QuantLinear, a W8A8Linear): quantize x per token, int8 x int8 matmul."""
+    q_w, scale_w = layer.int8_weight()  # a ValueError, saying why, for other formats
+    if getattr(layer, "input_scale", None) is not None:
+        raise ValueError("w8a8_forward quantizes x per token; this layer has a static per-tensor input_scale "
+                         "(act_scheme='per_tensor'): use its own forward, or act_scheme='per_token'.")
     X = x.reshape(-1, layer.in_features)  # [tokens, in]
-    Y = w8a8_linear(X, layer.qweight, layer.scale, layer.bias)
+    Y = w8a8_linear(X, q_w, scale_w, layer.bias)
     return Y.reshape(*x.shape[:-1], layer.out_features)  # [..., out]

@@ -70,19 +70,16 @@ def model_and_tokenizer():
 
 
 @pytest.fixture(scope="session")
+def tokenizer(model_and_tokenizer):
+    return model_and_tokenizer[1]
+
+
+@pytest.fixture(scope="session")
 def tiny_llama():
     """A factory for a small random Llama (2 blocks, hidden 64, grouped-query attention), in eval mode.
 
     ``tiny_llama(seed=0, **config_overrides)``: a fresh model per call, so tests may mutate it.
     """
-    def make(seed: int = 0, **overrides):
-        import torch
-        from transformers import LlamaConfig, LlamaForCausalLM
+    from support import tiny_model
 
-        torch.manual_seed(seed)
-        settings = dict(hidden_size=64, num_hidden_layers=2, intermediate_size=128, vocab_size=100,
-                        num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
-        settings.update(overrides)
-        return LlamaForCausalLM(LlamaConfig(**settings)).eval()
-
-    return make
+    return lambda seed=0, **overrides: tiny_model("llama", seed, **overrides)

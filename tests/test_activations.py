@@ -6,10 +6,7 @@ from torch import nn
 from course_lib.activations import capture, channel_stats, module_stats, outlier_map, range_table
 from course_lib.hooks import input_hooks, run_batches, select_modules
 from course_lib.input_stats import RunningStats, stats_of
-
-
-def ids(n_samples=3, seq_len=8, seed=0):
-    return torch.randint(0, 100, (n_samples, seq_len), generator=torch.Generator().manual_seed(seed))
+from support import random_ids
 
 
 def hook_count(model: nn.Module) -> int:
@@ -19,7 +16,7 @@ def hook_count(model: nn.Module) -> int:
 def test_capture_records_inputs_and_outputs_of_chosen_modules(tiny_llama):
     model = tiny_llama()
     names = ["model.layers.0.input_layernorm", "model.layers.0.self_attn.q_proj"]
-    got = capture(model, names, ids(), outputs=True, batch_size=2, progress=False)
+    got = capture(model, names, random_ids(3, 8), outputs=True, batch_size=2, progress=False)
     assert set(got) == set(names)
     norm, q_proj = got[names[0]], got[names[1]]
     assert norm.inputs.shape == (24, 64) and q_proj.outputs.shape == (24, 64)
@@ -32,14 +29,14 @@ def test_capture_records_inputs_and_outputs_of_chosen_modules(tiny_llama):
 
 def test_capture_by_predicate_and_token_cap(tiny_llama):
     model = tiny_llama()
-    got = capture(model, lambda name, m: name.endswith("down_proj"), ids(4, 8), max_tokens=10, progress=False)
+    got = capture(model, lambda name, m: name.endswith("down_proj"), random_ids(4, 8), max_tokens=10, progress=False)
     assert sorted(got) == ["model.layers.0.mlp.down_proj", "model.layers.1.mlp.down_proj"]
     assert all(c.inputs.shape == (10, 128) and c.outputs is None for c in got.values())
 
 
 def test_running_statistics_equal_the_reference_on_the_whole_input(tiny_llama):
     model = tiny_llama()
-    batches = ids(5, 8, seed=1)
+    batches = random_ids(5, 8, seed=1)
     stored = capture(model, lambda n, m: isinstance(m, nn.Linear) and "lm_head" not in n, batches, progress=False)
     stats = channel_stats(model, batches, threshold=0.05, batch_size=2, progress=False)
     assert set(stats) == set(stored) and len(stats) == 14  # 7 linears x 2 blocks, lm_head skipped
@@ -77,12 +74,12 @@ def test_hooks_are_removed_even_when_the_forward_pass_raises(tiny_llama):
 
     with pytest.raises(RuntimeError, match="boom"):
         with input_hooks(model, ["model.layers.1.mlp.up_proj"], failing):
-            run_batches(model, ids(), progress=False)
+            run_batches(model, random_ids(3, 8), progress=False)
     assert hook_count(model) == 0
     assert model.training  # run_batches restored the training mode
 
     def bad_batches():
-        yield ids(1, 8)
+        yield random_ids(1, 8)
         raise RuntimeError("the data loader broke")
 
     with pytest.raises(RuntimeError, match="data loader"):
@@ -107,7 +104,7 @@ def test_range_table_and_outlier_map(tiny_llama):
     model = tiny_llama()
     with torch.no_grad():
         model.model.layers[1].post_attention_layernorm.weight[7] = 500.0  # plant an outlier channel
-    stats = channel_stats(model, ids(2, 8), threshold=5.0, progress=False)
+    stats = channel_stats(model, random_ids(2, 8), threshold=5.0, progress=False)
     rows = {r["layer_type"]: r for r in range_table(model, stats)}
     assert set(rows) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
     assert rows["up_proj"]["n_layers"] == 2

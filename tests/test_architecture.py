@@ -25,8 +25,8 @@ LAYERS = {
     "primitives": {"budget", "metrics", "quantize", "packing", "hessian", "input_stats", "act_quant", "awq_search",
                    "memory", "plots"},
     "data": {"token_cache", "data", "calibration", "models"},
-    "layers": {"quant_linear", "swap", "wiring", "hooks"},
-    "drivers": {"blockwise", "rtn", "gptq", "awq", "smoothquant", "w8a8", "llm_int8", "nf4", "activations", "probes",
+    "layers": {"quant_linear", "swap", "wiring", "hooks", "fold"},
+    "drivers": {"methods", "blockwise", "rtn", "gptq", "awq", "smoothquant", "w8a8", "llm_int8", "nf4", "activations", "probes",
                 "sensitivity"},
     "course": {"evaluate", "quant_io", "grading", "cli"},
 }

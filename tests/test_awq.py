@@ -1,17 +1,17 @@
-"""AWQ: folding, the scale and clip searches against RTN and slow references, the driver, salience."""
+"""AWQ: the scale and clip searches against RTN and slow references, the driver, salience (the fold: test_fold)."""
 import copy
 
 import pytest
 import torch
 
 from course_lib import rtn
-from course_lib.awq import (AWQConfig, activation_stats, apply_salience, fold_scales, keep_columns, quantize_model,
+from course_lib.awq import (AWQConfig, activation_stats, apply_salience, keep_columns, quantize_model,
                             random_channels, salient_channels)
 from course_lib.awq_search import (alpha_grid, awq_scale, clip_to, pseudo_quantize, quantize_fp16, scaled_error,
                                    search_clip, search_clip_reference, search_scale, search_scale_reference)
 from course_lib.quant_io import load_quantized, save_quantized
 from course_lib.quant_linear import QuantLinear
-from course_lib.wiring import decoder_blocks, scale_groups, wiring_for
+from support import random_ids
 
 
 def outlier_inputs(in_features=128, n_tokens=512, seed=0):
@@ -27,44 +27,7 @@ def weights(shapes, seed=0):
     return [torch.randn(*shape, generator=g) for shape in shapes]
 
 
-def calib(n=4, seq=16, vocab=100, seed=0):
-    return torch.randint(0, vocab, (n, seq), generator=torch.Generator().manual_seed(seed))
-
-
-def random_scales(block, groups, seed):
-    g = torch.Generator().manual_seed(seed)
-    return {grp.prev: torch.exp(0.5 * torch.randn(block.get_submodule(grp.linears[0]).in_features, generator=g))
-            for grp in groups}
-
-
-# ---------------------------------------------------------------- folding
-
-def test_folding_scales_leaves_the_real_models_logits_unchanged(model_and_tokenizer):
-    model = model_and_tokenizer[0]
-    assert model.dtype == torch.float32
-    folded = copy.deepcopy(model)
-    wiring = wiring_for(folded)
-    for i, block in enumerate(decoder_blocks(folded)):
-        groups = scale_groups(block, wiring)
-        for group, s in zip(groups, random_scales(block, groups, i).values()):
-            fold_scales(block, group, s)
-    ids = calib(1, 24, vocab=model.config.vocab_size)
-    with torch.no_grad():
-        diff = (folded(ids).logits - model(ids).logits).abs().max()
-    assert diff < 1e-4
-
-
-def test_folding_into_a_linear_with_bias_is_exact(tiny_llama):
-    model = tiny_llama(num_key_value_heads=4, attention_bias=True)  # v_proj -> o_proj is foldable
-    folded = copy.deepcopy(model)
-    block = decoder_blocks(folded)[0]
-    groups = scale_groups(block, wiring_for(folded))
-    assert [g.prev_kind for g in groups] == ["norm", "linear", "norm", "linear"]
-    for group, s in zip(groups, random_scales(block, groups, 0).values()):
-        fold_scales(block, group, s)
-    ids = calib()
-    with torch.no_grad():
-        assert (folded(ids).logits - model(ids).logits).abs().max() < 1e-5
+calib = random_ids
 
 
 # ---------------------------------------------------------------- the scale search
@@ -164,13 +127,12 @@ def test_errors_come_before_the_model_changes(tiny_llama):
 
 def test_quantized_model_is_quant_linear_and_round_trips(tiny_llama, tmp_path):
     model = tiny_llama()
-    curves, timings = [], {}
-    quantize_model(model, AWQConfig(4, 32, n_grid=5), calib=calib(), progress=False, timings=timings,
+    curves = []
+    quantize_model(model, AWQConfig(4, 32, n_grid=5), calib=calib(), progress=False,
                    on_group=lambda name, alphas, errors, best: curves.append((name, len(errors), best)))
     linears = [n for n, m in model.named_modules() if isinstance(m, QuantLinear)]
     assert len(linears) == 2 * 7 and not isinstance(model.lm_head, QuantLinear)
     assert len(curves) == 2 * 3 and all(n == 5 for _, n, _ in curves)  # GQA: no v -> o group
-    assert {"statistics", "scale search", "clip and pack"} <= set(timings)
     ids = calib(2, 12, seed=5)
     path = save_quantized(model, tmp_path / "awq.safetensors")
     reloaded = load_quantized(tiny_llama(seed=1), path)

@@ -10,13 +10,9 @@ import torch
 from course_lib import awq, calibration, data, evaluate, gptq, quant_io
 from course_lib.input_stats import InputStats
 from course_lib.probes import layer_statistics
+from support import random_ids
 
 CORPORA = ["wiki", "code"] + (["sql"] if data.sql_share_dir() is not None else [])
-
-
-@pytest.fixture(scope="module")
-def tokenizer(model_and_tokenizer):
-    return model_and_tokenizer[1]
 
 
 # ---------------------------------------------------------------- mixes
@@ -176,7 +172,7 @@ def test_perplexity_warns_when_the_calibration_overlapped_that_eval_split(model_
 
 def test_layer_statistics_snapshots_equal_separate_runs(tiny_llama):
     model = tiny_llama(seed=3)
-    ids = torch.randint(0, 100, (7, 16), generator=torch.Generator().manual_seed(1))
+    ids = random_ids(7, 16, seed=1)
     names = ["model.layers.0.self_attn.v_proj", "model.layers.0.mlp.down_proj"]
     snaps = layer_statistics(model, names, ids, checkpoints=[2, 5, 7], batch_size=2)
     for count in (2, 5, 7):

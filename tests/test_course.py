@@ -37,8 +37,11 @@ def _notebooks(folder: str) -> list[Path]:
     return sorted((REPO / folder).glob("*/*.ipynb"))
 
 
-def test_there_are_assignments():
-    assert "00_memory_math" in ASSIGNMENTS
+def test_every_assignment_has_its_release_and_nothing_else_is_released():
+    released = sorted(p.name for p in (REPO / "notebooks").iterdir() if p.is_dir())
+    assert ASSIGNMENTS and released == ASSIGNMENTS, "run `make release` (solutions/ and notebooks/ differ)"
+    for assignment in ASSIGNMENTS:
+        assert (REPO / "notebooks" / assignment / f"{assignment}.ipynb").is_file(), assignment
 
 
 @pytest.mark.parametrize("path", _notebooks("solutions") + _notebooks("notebooks"), ids=lambda p: p.parent.name + "/" + p.parent.parent.name)

@@ -50,7 +50,16 @@ def test_bad_arguments_are_explained(model_and_tokenizer, kwargs, match):
         evaluate.perplexity(model, tokenizer, **{"n_tokens": 512, **kwargs})
 
 
-def test_protocol_is_documented():
-    text = evaluate.describe_protocol()
-    for word in ("eval", "512", "stride", "no_grad"):
-        assert word in text
+def test_the_printed_protocol_is_the_one_perplexity_runs():
+    """PROTOCOL is prose for people: its numbers must be the ones the code uses."""
+    import inspect
+
+    from course_lib.budget import BUDGETS
+
+    protocol, text = evaluate.PROTOCOL, evaluate.describe_protocol()
+    window = inspect.signature(evaluate.perplexity).parameters["window"].default
+    assert protocol["window"] == protocol["stride"] == window
+    assert protocol["predictions_per_window"] == window - 1
+    for budget in BUDGETS.values():
+        assert f"{budget.name} {budget.eval_tokens}" in protocol["tokens"], budget
+    assert all(f"{key:>22}: {value}" in text.splitlines() for key, value in protocol.items())

@@ -13,6 +13,7 @@ from course_lib.probes import hessians_by_position
 from course_lib.quant_io import load_quantized, save_quantized
 from course_lib.quant_linear import QuantLinear
 from course_lib.quantize import quantize
+from support import random_ids
 
 
 def correlated_layer(out_features=48, in_features=192, n_tokens=2048, seed=0):
@@ -107,7 +108,7 @@ def test_hessian_accumulator_matches_the_reference_over_chunks():
 
 def test_hessians_by_position_split_the_layers_hessian_into_first_and_rest(tiny_llama):
     model = tiny_llama()
-    ids = torch.randint(0, 100, (3, 9), generator=torch.Generator().manual_seed(0))
+    ids = random_ids(3, 9)
     split = hessians_by_position(model, ids, batch_size=2)
     assert "lm_head" not in split and len(split) == 2 * 7
     name = "model.layers.1.mlp.down_proj"
@@ -183,7 +184,7 @@ def same_hessian(H, H_ref):
 def test_each_block_is_calibrated_on_the_quantized_blocks_before_it(tiny_llama, true_sequential):
     model = tiny_llama(seed=7)
     reference = copy.deepcopy(model)
-    calib = torch.randint(0, 100, (6, 24), generator=torch.Generator().manual_seed(0))
+    calib = random_ids(6, 24)
     hessians = {}
     config = GPTQConfig(n_bits=3, group_size=32, batch_size=4, true_sequential=true_sequential)
     quantize_model(model, config, calib=calib, progress=False,

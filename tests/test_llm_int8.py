@@ -14,6 +14,7 @@ from course_lib.llm_int8 import (
     outlier_fraction, quantize_model, reset_outlier_counts,
 )
 from course_lib.w8a8 import W8A8Linear
+from support import random_ids
 
 
 def with_outliers(seed=0, n_tokens=12, in_features=48, columns=(3, 17), magnitude=30.0):
@@ -78,7 +79,7 @@ def test_layer_forward_reference_and_column_counts():
 
 def test_quantize_model_reports_the_fraction_of_columns_kept(tiny_llama):
     model = tiny_llama()
-    ids = torch.randint(0, 100, (1, 16), generator=torch.Generator().manual_seed(4))
+    ids = random_ids(1, 16, seed=4)
     quantized = quantize_model(copy.deepcopy(model), LLMInt8Config(threshold=0.5), progress=False)
     layers = [m for m in quantized.modules() if isinstance(m, LLMInt8Linear)]
     assert len(layers) == 14 and isinstance(quantized.lm_head, nn.Linear)

@@ -13,6 +13,7 @@ from course_lib.nf4 import (
     nf4_bits_per_param, nf4_codebook, nf4_codebook_reference, nf4_nbytes, quantize_nf4, quantize_model,
 )
 from course_lib.quantize import fake_quantize
+from support import random_ids
 
 # The NF4 levels as published with QLoRA (bitsandbytes' NF4 table; QLoRA paper, appendix E).
 PUBLISHED_NF4 = [
@@ -114,7 +115,7 @@ def test_quantize_model_and_config_validation(tiny_llama):
     model = tiny_llama()
     quantized = quantize_model(copy.deepcopy(model), NF4Config(), progress=False)
     assert sum(isinstance(m, NF4Linear) for m in quantized.modules()) == 14
-    ids = torch.randint(0, 100, (1, 12), generator=torch.Generator().manual_seed(6))
+    ids = random_ids(1, 12, seed=6)
     with torch.no_grad():
         assert (quantized(ids).logits - model(ids).logits).abs().max() < 0.1
     for bad in (dict(block_size=0), dict(block_size=64.0), dict(dq_block_size=True), dict(double_quant=1),

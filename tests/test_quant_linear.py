@@ -11,6 +11,7 @@ from course_lib.quant_io import load_quantized, save_quantized
 from course_lib.quant_linear import QuantLinear
 from course_lib.quantize import quantize
 from course_lib.rtn import RTNConfig, quantize_model
+from support import random_ids, tiny_model
 
 LAYER_CONFIGS = [(b, gs, sym) for b in (2, 3, 4, 8) for gs in ("tensor", "channel", 16) for sym in (True, False)]
 
@@ -18,15 +19,6 @@ LAYER_CONFIGS = [(b, gs, sym) for b in (2, 3, 4, 8) for gs in ("tensor", "channe
 def random_linear(seed: int, in_features: int = 64, out_features: int = 24, bias: bool = True) -> nn.Linear:
     torch.manual_seed(seed)
     return nn.Linear(in_features, out_features, bias=bias)
-
-
-def tiny_llama(seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(hidden_size=64, num_hidden_layers=2, intermediate_size=128, vocab_size=100,
-                         num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=True)
-    return LlamaForCausalLM(config).eval()
 
 
 def test_forward_equals_linear_with_the_dequantized_weight():
@@ -73,21 +65,21 @@ def test_memory_footprint_equals_theoretical_nbytes():
 
 
 def test_save_load_round_trip_gives_identical_outputs(tmp_path):
-    model = quantize_model(tiny_llama(0), RTNConfig(n_bits=3, group_size=32), progress=False)
+    model = quantize_model(tiny_model(seed=0), RTNConfig(n_bits=3, group_size=32), progress=False)
     path = save_quantized(model, tmp_path / "tiny.safetensors")
-    skeleton = load_quantized(tiny_llama(1), path)
-    ids = torch.randint(0, 100, (2, 12), generator=torch.Generator().manual_seed(0))
+    skeleton = load_quantized(tiny_model(seed=1), path)
+    ids = random_ids(2, 12)
     with torch.no_grad():
         assert torch.equal(model(ids).logits, skeleton(ids).logits)
     assert isinstance(skeleton.model.layers[1].mlp.down_proj, QuantLinear)
     assert skeleton.lm_head.weight is skeleton.model.embed_tokens.weight  # still tied
     with pytest.raises(ValueError, match="no QuantLinear"):
-        save_quantized(tiny_llama(0), tmp_path / "plain.safetensors")
+        save_quantized(tiny_model(seed=0), tmp_path / "plain.safetensors")
 
 
 def test_quantize_model_swaps_every_linear_but_lm_head():
-    model = tiny_llama(0)
-    ids = torch.randint(0, 100, (1, 16), generator=torch.Generator().manual_seed(1))
+    model = tiny_model(seed=0)
+    ids = random_ids(1, 16, seed=1)
     with torch.no_grad():
         reference = model(ids).logits
         quantize_model(model, RTNConfig(n_bits=8, group_size="channel", symmetric=True), calib=None, progress=False)
@@ -107,7 +99,7 @@ def test_rtn_config_rejects_bad_values():
         with pytest.raises(ValueError, match=message):
             RTNConfig(**kwargs)
     assert RTNConfig(skip=["lm_head"]).skip == ("lm_head",)
-    model = tiny_llama(0)
+    model = tiny_model(seed=0)
     with pytest.raises(ValueError, match=r"in_features=64 of layer 'model.layers.0.self_attn.q_proj'.*\[32, 64\]"):
         quantize_model(model, RTNConfig(group_size=128), progress=False)
     assert not any(isinstance(m, QuantLinear) for m in model.modules())  # nothing swapped on error
@@ -156,3 +148,37 @@ def test_cached_dequantization_gives_identical_outputs_and_restores():
         assert torch.equal(net(x), expected)
     assert all(m.kernel is None for m in net.modules() if isinstance(m, QuantLinear))
     assert torch.equal(net(x), expected)
+
+
+# ---------------------------------------------------------------- the contract every quantized layer keeps
+
+def _every_kind(linear):
+    from course_lib.llm_int8 import LLMInt8Linear
+    from course_lib.nf4 import NF4Linear
+    from course_lib.w8a8 import W8A8Linear
+    return [QuantLinear.from_linear(linear, 4, 32, False), QuantLinear.from_linear(linear, 8, "channel", True),
+            W8A8Linear.from_linear(linear), LLMInt8Linear.from_linear(linear), NF4Linear.from_linear(linear, 32)]
+
+
+def test_every_quantized_layer_keeps_the_one_contract():
+    from course_lib.quant_linear import QuantizedLinear
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(64, 24)
+    x = torch.randn(3, 5, 64)
+    for layer in _every_kind(linear):
+        name = type(layer).__name__
+        assert isinstance(layer, QuantizedLinear), name
+        assert (layer.in_features, layer.out_features) == (64, 24)
+        assert layer.dequantize_weight().shape == (24, 64) and layer.dequantize_weight().dtype == torch.float32
+        assert layer.theoretical_nbytes() > layer.bias_nbytes() == 24 * 4, name
+        y = layer(x)
+        assert y.shape == (3, 5, 24) and torch.equal(y, layer.compute(x)), name
+        layer.kernel = lambda x, layer: torch.full((*x.shape[:-1], layer.out_features), 7.0)
+        assert torch.equal(layer(x), torch.full((3, 5, 24), 7.0)), f"{name} ignores its kernel hook"
+        try:
+            q_W, scale_W = layer.int8_weight()
+        except ValueError:
+            assert name == "NF4Linear" or (name == "QuantLinear" and layer.n_bits == 4), f"{name} refused int8_weight"
+            continue
+        assert q_W.dtype == torch.int8 and q_W.shape == (24, 64) and scale_W.shape == (24, 1), name
+        torch.testing.assert_close(q_W.float() * scale_W.float(), layer.dequantize_weight())

@@ -11,8 +11,9 @@ from course_lib.sensitivity import (
     FLOAT_BITS, allocate_bits, allocate_bits_exhaustive, allocate_bits_optimal, apply_allocation, damage_table, linear_units,
     quantized_weights, rtn_quantizer, sensitivity_of_unit_reference, sensitivity_scan, tied_linears, unit_nbytes,
 )
+from support import random_ids
 
-IDS = torch.randint(0, 100, (2, 16), generator=torch.Generator().manual_seed(0))
+IDS = random_ids(2, 16)
 
 
 def loss(model) -> float:

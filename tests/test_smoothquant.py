@@ -11,10 +11,7 @@ from course_lib.smoothquant import (
 )
 from course_lib.w8a8 import W8A8Config, W8A8Linear
 from course_lib.w8a8 import quantize_model as w8a8_quantize_model
-
-
-def ids(n_samples=2, seq_len=16, seed=0, vocab=100):
-    return torch.randint(0, vocab, (n_samples, seq_len), generator=torch.Generator().manual_seed(seed))
+from support import random_ids
 
 
 def test_smoothing_factor_formula_and_balance():
@@ -39,7 +36,7 @@ def test_migration_leaves_the_float_model_unchanged_on_a_tiny_llama(tiny_llama):
     model = tiny_llama()
     with torch.no_grad():
         model.model.layers[0].input_layernorm.weight[5] = 40.0  # an outlier channel to migrate
-    batch = ids()
+    batch = random_ids(2, 16)
     stats = channel_stats(model, batch, progress=False)
     smoothed = copy.deepcopy(model)
     factors = smooth_model(smoothed, stats, alpha=0.7)
@@ -64,7 +61,7 @@ def test_migration_leaves_the_float_model_unchanged_on_a_tiny_llama(tiny_llama):
 
 def test_migration_leaves_the_real_model_unchanged(model_and_tokenizer):
     model, _ = model_and_tokenizer
-    batch = ids(1, 32, seed=1, vocab=model.config.vocab_size)
+    batch = random_ids(1, 32, seed=1, vocab=model.config.vocab_size)
     stats = channel_stats(model, batch, progress=False)
     smoothed = copy.deepcopy(model)
     factors = smooth_model(smoothed, stats, alpha=0.5)
@@ -82,7 +79,7 @@ def test_smoothing_helps_per_tensor_w8a8_on_an_outlier_channel(tiny_llama):
     with torch.no_grad():
         for block in model.model.layers:
             block.post_attention_layernorm.weight[9] = 80.0  # an outlier feature in the MLP input
-    batch = ids(4, 16, seed=2)
+    batch = random_ids(4, 16, seed=2)
     with torch.no_grad():
         reference = model(batch).logits
         plain = w8a8_quantize_model(copy.deepcopy(model), W8A8Config(act_scheme="per_tensor"), calib=batch,
@@ -118,7 +115,7 @@ def test_config_validation_and_missing_calibration(tiny_llama):
 
 def test_fold_into_norms_only_and_skip(tiny_llama):
     model = tiny_llama()
-    batch = ids()
+    batch = random_ids(2, 16)
     stats = channel_stats(model, batch, progress=False)
     factors = smooth_model(copy.deepcopy(model), stats, 0.5, fold_into=("norm",))
     assert len(factors) == 2 * 5 and not any("down_proj" in name for name in factors)

@@ -134,6 +134,6 @@ def test_weight_is_stored_as_an_8_bit_per_channel_quant_linear_stores_it():
     linear = nn.Linear(64, 24)
     layer = W8A8Linear.from_linear(linear)
     reference = QuantLinear.from_linear(linear, 8, "channel", symmetric=True)
-    assert (layer.n_bits, layer.symmetric, layer.group_size) == (8, True, "channel")
-    assert torch.equal(layer.qweight, reference.qweight) and torch.equal(layer.scale, reference.scale)
+    (q_W, scale_W), (q_ref, scale_ref) = layer.int8_weight(), reference.int8_weight()
+    assert torch.equal(q_W, q_ref) and torch.equal(scale_W, scale_ref)
     assert torch.equal(layer.dequantize_weight(), reference.dequantize_weight())
