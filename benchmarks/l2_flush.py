@@ -8,8 +8,8 @@ evicts them. Before a layer's product in a model the L2 holds the previous layer
 evicted for free; a read flush (summing the same 256 MB) leaves it that way. This script times each product as a
 CUDA-graph replay (the GPU time, no Python launch) after each kind of flush, next to a Triton kernel that does
 nothing (the floor under every time), on the four shapes of ``benchmarks/kernel_speed.py``. Every product is checked
-against a float32 product with its dequantized weight before it is timed. Notebook 09 reads the JSON
-(course_lib/benchmark_results keeps a copy).
+against a float32 product with its dequantized weight before it is timed. Notebook 09 reads the JSON (a copy
+beside it, in solutions/09_triton_kernels/).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kernel_speed import DEVICE, SHAPES, candidates, capture_graph, check_product, import_kernels  # noqa: E402
 
 FLUSH_BYTES = 256 * 1024 * 1024  # as triton.testing.do_bench
-PRODUCTS = {  # label in the JSON -> name in benchmarks/kernels.candidates (the defaults at M = 1)
+PRODUCTS = {  # label in the JSON -> name in kernel_speed.candidates (the defaults at M = 1)
     "fp16": "fp16", "torch-int4": "torch-int4", "W4A16 (v6)": "W4A16-v6", "W8A16 (v5)": "W8A16-v5"}
 
 

@@ -6,18 +6,21 @@ is ever installed. Import it as ``from course_lib import kernels`` or
 ``import course_lib.kernels``. It needs ``triton``; ``course_lib`` itself does not, and
 ``QuantLinear`` imports this package only when a CUDA input reaches its forward.
 
-    w8a16   int8 weights, one scale per output channel        w8a16_matmul   (v1 naive, v2 GEMM, v3-v4 GEMV, v5)
-    w4a16   QuantLinear's packed 4-bit format                  w4a16_matmul   (v1 unfused ... v3 GEMM, v4-v6 GEMV, v7)
+    w8a16   int8 weights, one scale per output channel        w8a16_matmul   (v2 GEMM, v4 GEMV, v5 few rows)
+    w4a16   QuantLinear's packed 4-bit format                  w4a16_matmul   (v1 unfused, v2 fused, v3 GEMM,
+            (w4a16_fast: v3 and v5; w4a16_fp16x2: v6)                          v5-v6 GEMV, v7 few rows)
     few_rows  tensor-core kernels for M <= 64 rows              (W4A16 v7, W8A16 v5: the weight read once for all rows)
+    decode  reading QuantLinear's format inside a kernel
     launch  launch configs, the tile order, split-K in one launch
     w8a8    int8 activations x int8 weights -> int32           quantize_per_token, w8a8_matmul, w8a8_linear
     dispatch  which kernel runs a QuantLinear                  quant_linear_forward, w8a8_forward (kernel hooks)
     stand_in  where Triton cannot be installed: kernels that say so instead of launching (notebook 09)
 
-Each has a float64 ``*_reference``. To run the kernels on a CPU through Triton's
-interpreter (bfloat16 excluded), set ``TRITON_INTERPRET=1`` in the environment *before*
-this package is first imported: ``triton.jit`` reads it when the kernels are defined
-(when a submodule is first imported; this package itself imports them on first use).
+Each has a slow ``*_reference`` (float64; quantize_per_token's in float32, bit for bit).
+To run the kernels on a CPU through Triton's interpreter (bfloat16 excluded), set
+``TRITON_INTERPRET=1`` in the environment *before* this package is first imported:
+``triton.jit`` reads it when the kernels are defined (when a submodule is first imported;
+this package itself imports them on first use).
 """
 import importlib.util
 import sys

@@ -14,10 +14,8 @@
 
 and W_hat[n, k] = (q[n, k] - zero_point[n, g]) * scale[n, g] with g = g_idx[k].
 
-The helpers below take *index tensors* that broadcast against each other (a row index n
-of shape [BLOCK_N, 1] with a column index k of shape [1, BLOCK_K] gives a [BLOCK_N,
-BLOCK_K] tile; the same helpers serve the transposed [BLOCK_K, BLOCK_N] tiles of a
-``tl.dot``), so every kernel decodes the format the same way.
+The helpers take index tensors that broadcast against each other (n [BLOCK_N, 1] with
+k [1, BLOCK_K] gives a [BLOCK_N, BLOCK_K] tile, or its transpose for a ``tl.dot``).
 """
 from __future__ import annotations
 
@@ -28,13 +26,8 @@ import triton.language as tl
 
 @triton.jit
 def load_nibble_codes(qweight_ptr, n, k, stride_qn, mask):
-    """4-bit codes q[n, k] (int32 in 0..15), one load per code: byte k // 2, nibble k % 2.
-
-    qweight_ptr  # uint8 [N, ceil(K / 2)], rows packed with pack_bits
-    n, k         # broadcastable int index tensors: output row, input column
-    stride_qn    # bytes between two rows of qweight
-    mask         # where (n, k) is inside [N, K]; other codes read as 0
-    """
+    """4-bit codes q[n, k] (int32 in 0..15), one load per code: byte k // 2, nibble k % 2 (0 where masked).
+    stride_qn: bytes between two rows of qweight."""
     byte = tl.load(qweight_ptr + n * stride_qn + (k >> 1), mask=mask, other=0).to(tl.int32)
     return (byte >> ((k & 1) * 4)) & 0xF
 
@@ -48,15 +41,8 @@ def split_nibbles(byte):
 
 @triton.jit
 def load_zero_point(zero_ptr, n, g, zero_row_stride, mask, N_BITS: tl.constexpr, SYMMETRIC: tl.constexpr):
-    """Integer zero point of (row n, group g) as int32; 2**(N_BITS-1) when symmetric.
-
-    zero_ptr         # uint8, the packed [rows * n_groups] stream (unused when symmetric)
-    n, g             # broadcastable int index tensors: output row, group
-    zero_row_stride  # n_groups when there is one row of groups per output row, 0 for "tensor"
-    mask             # where (n, g) is valid
-    N_BITS           # 4 or 8: width of each packed zero-point code
-    SYMMETRIC        # constexpr: no zero_point tensor, the +2**(N_BITS-1) storage offset instead
-    """
+    """Integer zero point of (row n, group g) as int32 from the packed stream of N_BITS codes (4 or 8);
+    2**(N_BITS-1), the storage offset, when SYMMETRIC. zero_row_stride: n_groups, or 0 for "tensor"."""
     idx = n * zero_row_stride + g  # position in the flattened [rows * n_groups] stream
     if SYMMETRIC:
         zero_point = tl.zeros_like(idx) + 2 ** (N_BITS - 1)  # folded away by the compiler
@@ -70,11 +56,8 @@ def load_zero_point(zero_ptr, n, g, zero_row_stride, mask, N_BITS: tl.constexpr,
 
 @triton.jit
 def load_scale(scale_ptr, n, g, stride_sn, stride_sg, mask):
-    """scale[n, g] as float32 (0 where masked, so masked codes decode to 0, never NaN).
-
-    scale_ptr             # float16 [rows, n_groups]
-    stride_sn, stride_sg  # element strides of scale; stride_sn = 0 for "tensor" (one row)
-    """
+    """scale[n, g] as float32 (0 where masked, so masked codes decode to 0, never NaN); stride_sn = 0 for
+    "tensor" (one row)."""
     return tl.load(scale_ptr + n * stride_sn + g * stride_sg, mask=mask, other=0.0).to(tl.float32)
 
 
@@ -90,26 +73,19 @@ def round_half_even(v):
 def group_of_columns(g_idx_ptr, k, K, group_len, FROM_G_IDX: tl.constexpr):
     """The group of every column index in k: g_idx[k] (act-order) or k // group_len (consecutive groups).
 
-    Columns past K (the padding nibble of an odd K, the tail of the last tile) get a valid group too,
-    so a scale or zero point loaded for them lies inside the tensor: their x is 0, but 0 * (a scale read
-    from past the end, possibly inf or NaN) would be NaN.
+    Columns past K get a valid group too: their x is 0, but 0 * (a scale read past the end, maybe NaN) is NaN.
     """
     if FROM_G_IDX:
         return tl.load(g_idx_ptr + k, mask=k < K, other=0)
     return tl.minimum(k, K - 1) // group_len
 
 
-# ---------------------------------------------------------------- v5+: whole int32 words, no int -> float conversion
+# ---------------------------------------------------------------- whole int32 words, no int -> float conversion
 #
-# An int -> float conversion (I2F) issues at a fraction of the float rate on an H100. W4A16 v5 and
-# W8A16 v4 never convert: they move a code into the top of the mantissa of a float whose exponent
-# is fixed, which gives an exact float in [1, 2) that is an affine function of the code:
-#
-#   float32 with bits 0x3F800000 | (c << 19), c < 16:   1 + c / 16     (nibble at mantissa bits 19..22)
-#   float32 with bits 0x3F800000 | (c << 15), c < 256:  1 + c / 256    (byte at mantissa bits 15..22)
-#
-# Taken out once per group, the offset costs nothing inside the code loop, and nothing cancels
-# badly: s * (16 * sum f x - (16 + z) * sum x) = s * sum (q - z) x (see w4a16_fast.w4a16_v5_gemv_kernel).
+# An int -> float conversion issues at a fraction of the float rate on an H100. W4A16 v5 and W8A16 v4 move a
+# code into the top of the mantissa of a float whose exponent is fixed: an exact float, affine in the code.
+#   float32 bits 0x3F800000 | (c << 19), c < 16:   1 + c / 16
+#   float32 bits 0x3F800000 | (c << 15), c < 256:  1 + c / 256
 
 
 def as_int32_words(qweight):
@@ -122,14 +98,10 @@ def as_int32_words(qweight):
 
 @triton.jit
 def load_words(q_ptr, n, w, stride_qn, N, K_words, K_bytes, WORDS: tl.constexpr):
-    """int32 word w of row n: bytes 4w .. 4w+3 of the row, little-endian (byte 4w in bits 0..7).
+    """int32 word w of row n: bytes 4w .. 4w+3 of the row, little-endian, 0 past the row (K_words, K_bytes).
 
-    q_ptr      # WORDS: qweight viewed as int32 [N, K_words]; else the uint8 bytes [N, K_bytes]
-    n, w       # broadcastable int index tensors: row, word
-    stride_qn  # elements of q_ptr between two rows (words when WORDS, bytes otherwise)
-    K_words    # words per row, cdiv(K_bytes, 4); words at or past it read as 0
-    K_bytes    # bytes per row; bytes at or past it read as 0 (the bytes path)
-    WORDS      # constexpr: one 4-byte load per word (rows a multiple of 4 bytes, aligned), or 4 byte loads
+    q_ptr: WORDS, qweight viewed as int32 [N, K_words] (one load a word); else its bytes [N, K_bytes] (4 loads).
+    stride_qn: elements of q_ptr between two rows.
     """
     if WORDS:
         word = tl.load(q_ptr + n * stride_qn + w, mask=(n < N) & (w < K_words), other=0)
@@ -177,21 +149,12 @@ def byte_as_mantissa(word, i: tl.constexpr, FLIP: tl.constexpr):
     return (((bits & 0x007F8000) ^ (FLIP << 15)) | 0x3F800000).to(tl.float32, bitcast=True)
 
 
-# ---------------------------------------------------------------- v6: two codes per instruction (fp16x2)
+# ---------------------------------------------------------------- two codes per instruction (fp16x2)
 #
-# The float16 cousin of the mantissa trick: float16 with bits 0x6400 | c is 1024 + c exactly (c < 1024; the
-# exponent 2**10 makes the last mantissa bit worth 1). Two codes put into the low 4 bits of the two halves of
-# one 32-bit register, OR 0x64006400, are two float16 values 1024 + c_lo, 1024 + c_hi: one instruction decodes
-# two codes, and the float16x2 units (HFMA2) then do two multiply-adds per instruction. v6 pairs the codes of
-# one byte: codes 2j (low nibble) and 2j+1 (high nibble) of byte j of a word, so the x pair they meet is two
-# neighbouring float16 values of X, one aligned 32-bit load.
-#
-#   prmt.b32 p, word, word >> 4, 0x4400 + 0x1111 j    byte j of word -> byte 0, byte j of (word >> 4) -> byte 2
-#   lop3.b32 p, p, 0x000F000F, 0x64006400, 0xEA        (p & 0x000F000F) | 0x64006400 = {1024 + c_2j, 1024 + c_2j+1}
-#   fma.rn.f16x2 v, p, 1/16, -(64 + z/16)             (c - z) / 16, exact (multiples of 1/16 below 1)
-#   fma.rn.f16x2 a, v, x_pair, a                       the products, two at a time, summed in float16
-#
-# The 1/16 keeps the float16 sums 16x further from overflow (the kernel multiplies by scale and 16 in float32).
+# The float16 cousin: float16 bits 0x6400 | c are 1024 + c exactly (c < 1024). Codes 2j and 2j+1 (the two
+# nibbles of byte j of a word) in the low bits of the two halves of a register, OR 0x64006400, are two float16
+# 1024 + c: one instruction decodes two codes, and one HFMA2 multiplies them by a neighbouring pair of X.
+# W4A16 v6 takes (c - z) / 16 (exact), keeping the float16 sums 16x further from overflow.
 
 
 @triton.jit
@@ -239,14 +202,10 @@ WORD_DOT_FP16X2_CONSTRAINTS = tl.constexpr(",".join(["=f"] * 4 + ["r"] * 24))  #
 def word_dot_fp16x2(word, x_0, x_1, x_2, x_3, zz):
     """sum_k (c_k - z) / 16 * x_k over the 8 codes of each int32 word, float32 out, in inline PTX (GPU only).
 
-    word          # int32 words, 8 codes each (nibble i = code i), a tensor whose layout holds 4 consecutive words
-                  # in each thread's consecutive registers (pack=4: one asm block takes 4 neighbouring elements)
-    x_0 .. x_3    # int32, float16 pairs of X (X viewed as int32): in each group of 4 neighbouring elements
-                  # (words w .. w+3), element j of x_r is pair j = {x[8(w+r) + 2j], x[8(w+r) + 2j + 1]} of word w+r
-                  # (the transposed order makes each x_r 4 contiguous pairs: one 16-byte load, the words' layout)
-    zz            # int32, the float16 -(64 + z / 16) in both halves (zero_point_half2_bits)
-    Per word: a shift, then per pair of codes a prmt and a lop3 (decode), an HFMA2 ((c - z) / 16, exact) and
-    an HFMA2 (times the pair of X, summed in float16); the halves are added and converted once per word.
+    word: int32 words laid out with 4 consecutive words in each thread's consecutive registers (pack=4).
+    x_0 .. x_3: X viewed as int32 float16 pairs; among 4 neighbouring elements (words w .. w+3), element j of
+    x_r is pair j = {x[8(w+r) + 2j], x[8(w+r) + 2j + 1]} of word w+r, so each x_r is one 16-byte load.
+    zz: -(64 + z / 16) as float16 in both halves (zero_point_half2_bits).
     """
     return tl.inline_asm_elementwise(
         asm=WORD_DOT_FP16X2_ASM, constraints=WORD_DOT_FP16X2_CONSTRAINTS,

@@ -28,10 +28,6 @@ tiles of 16 rows of X make the tensor cores wait on the decoding. Here:
   The arithmetic twin (interpreter, bfloat16 / float32 X) computes the same integers with shifts and masks.
 * No masks on whole tiles: when K is a whole number of K steps per split and N of BLOCK_N, the weight
   loads carry no mask (rows past N are clamped to the last row, and never stored).
-
-The codes of a word come out as 8 (or 4) tensors [BLOCK_N, BLOCK_W]; tl.join stacks them into
-[BLOCK_N, BLOCK_W, 8] in column order (code i of word w is column 8w + i) and a reshape makes the
-[BLOCK_N, BLOCK_K] tile (decode_nibbles_as_tile below shows the order of the joins).
 """
 from __future__ import annotations
 
@@ -45,17 +41,16 @@ from .launch import (Config, finish_split_k, largest_power_of_two_dividing, pick
                      split_k_buffers)
 
 MAX_M = 64  # the largest BLOCK_M: beyond it the GEMMs (w4a16 v3 / w8a16 v2) tile M
-# (max M, config), from the CUDA-graph sweep benchmarks/results/h100-2026-11-27-v4-sweep.json (M = 16 for W4A16,
-# M = 1 for W8A16, the four benchmark shapes; notes in h100-2026-11-27-v4.md). block_k = codes per K step (W4A16:
-# capped by the group length); unroll 2 = the next step's loads issued by hand; split_k is a cap: a table config
-# takes the largest power of two at most it that keeps the grid within PROGRAMS_PER_SM programs per SM (the
-# register-limited occupancy: about one wave, the best split on every sweep shape)
+# (max M, config), from a CUDA-graph sweep on an H100 (benchmarks/kernel_speed.py --sweep; M = 16 for W4A16, M = 1
+# for W8A16, the four benchmark shapes). block_k = codes per K step (W4A16: capped by the group length); unroll 2 =
+# the next step's loads issued by hand; split_k is a cap: a table config takes the largest power of two at most it
+# that keeps the grid within PROGRAMS_PER_SM programs per SM (the register-limited occupancy: about one wave, the
+# best split on every sweep shape)
 W4_TABLE = [(64, Config(block_m=16, block_n=64, block_k=128, split_k=8, num_warps=4, num_stages=1, unroll=2))]
 W8_TABLE = [(64, Config(block_m=16, block_n=32, block_k=128, split_k=8, num_warps=4, num_stages=3, unroll=1))]
 PROGRAMS_PER_SM = {4: 4, 8: 8}
 INTERPRETER_CONFIG = Config(block_m=16, block_n=16, block_k=64, split_k=1, num_warps=4, num_stages=1)
 MIN_GROUP = 32  # W4A16: groups of a multiple of this many codes (see supports)
-PTX_ENABLED = True  # False: the arithmetic twin everywhere (a switch for tests and benchmarks)
 
 
 # ---------------------------------------------------------------- decoding a tile of words
@@ -241,25 +236,24 @@ def supports(X: torch.Tensor, qweight: torch.Tensor, n_bits: int, group_len: int
     """Whether few_rows runs this call: M <= MAX_M, rows of whole aligned int32 words, the default g_idx, and
     (4 bits) groups of a multiple of 32 codes (a K step of at least 32 inside one group). tl.dot takes K steps of
     16, but with them (groups of 16 or 48) Triton 3.6 compiled wrong results on an H100 for BLOCK_N = 16 unless
-    the next step's loads were issued by hand (benchmarks/results/h100-2026-11-27-v4.md), so they are left out."""
+    the next step's loads were issued by hand, so they are left out."""
     if X.shape[0] > MAX_M or has_g_idx or as_int32_words(qweight) is None:
         return False
     return n_bits == 8 or largest_power_of_two_dividing(group_len, 1 << 30) >= MIN_GROUP
 
 
 def uses_ptx(X: torch.Tensor) -> bool:
-    """The inline-PTX decoding runs for float16 X on a GPU (PTX_ENABLED); elsewhere the arithmetic twin."""
-    return PTX_ENABLED and X.dtype == torch.float16 and not is_interpreted(few_rows_kernel)
+    """The inline-PTX decoding runs for float16 X on a GPU; elsewhere the arithmetic twin."""
+    return X.dtype == torch.float16 and not is_interpreted(few_rows_kernel)
 
 
-def launch(X, qweight, scale, zero_point, bias, out, n_bits: int, group_len: int, config: Config | None = None,
-           ptx: bool | None = None) -> None:
+def launch(X, qweight, scale, zero_point, bias, out, n_bits: int, group_len: int, config: Config | None = None) -> None:
     """Run few_rows_kernel on arguments the wrappers (w4a16_matmul, w8a16_matmul) have checked; ``supports`` true.
 
     config: block_m is raised to cover M (16 .. 64), block_k (codes per K step) is capped by the group length
     (4 bits), unroll >= 2 issues the next K step's loads by hand before this step's math (PREFETCH), split_k is
     used as given; None: W4_TABLE / W8_TABLE on a GPU (split_k capped to about one wave of programs),
-    INTERPRETER_CONFIG in the interpreter. ptx: None = uses_ptx(X).
+    INTERPRETER_CONFIG in the interpreter.
     """
     M, K = X.shape
     N = out.shape[1]
@@ -290,7 +284,7 @@ def launch(X, qweight, scale, zero_point, bias, out, n_bits: int, group_len: int
         scale.stride(1), (scale.shape[1] if n_bits == 4 else 1) if rows > 1 else 0, X.stride(0), X.stride(1),
         out.stride(0),
         N_BITS=n_bits, SYMMETRIC=zero_point is None, HAS_BIAS=bias is not None,
-        PTX=uses_ptx(X) if ptx is None else ptx, DOT_PRECISION="ieee" if X.dtype == torch.float32 else "tf32",
+        PTX=uses_ptx(X), DOT_PRECISION="ieee" if X.dtype == torch.float32 else "tf32",
         EVEN=K_words % (block_w * split_k) == 0 and K == codes * K_words,
         PREFETCH=config.unroll >= 2, BLOCK_M=block_m, BLOCK_N=config.block_n, BLOCK_W=block_w, SPLIT_K=split_k,
         num_warps=config.num_warps, num_stages=config.num_stages,

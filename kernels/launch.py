@@ -34,7 +34,7 @@ class Config:
     num_warps: int = 4
     num_stages: int = 3
     group_m: int = 8  # program order: group_m row-tiles share a column of weight tiles in L2
-    unroll: int = 1  # K tiles per loop step of a GEMV (more loads in flight); the GEMMs ignore it
+    unroll: int = 1  # W4A16 v5 / v6: the most words in a chunk; few_rows: >= 2 issues the next K step's loads early
 
     def __post_init__(self):
         for name in ("block_m", "block_n", "block_k", "split_k", "num_warps", "group_m", "unroll"):
@@ -130,8 +130,8 @@ def finish_split_k(acc, Y, partial, mask, arrived_ptr, SPLIT_K: tl.constexpr):
     acc's shape) and zeroes ``partial`` and the tile's counter ``arrived_ptr`` again.
 
     The last slice reads the sums with atomics too (adding 0): with plain loads (ld.global.cg) after the counter's
-    acquire, an H100 returned sums that missed another slice's adds on about one tile in a hundred calls
-    (benchmarks/results/h100-2026-11-27-v4.md), so the read goes where the adds went, in their order."""
+    acquire, an H100 returned sums that missed another slice's adds on about one tile in a hundred calls, so the
+    read goes where the adds went, in their order."""
     tl.atomic_add(partial, acc, mask=mask, sem="relaxed")
     tl.debug_barrier()  # every thread's adds are issued before the program says it has arrived
     arrived = tl.atomic_add(arrived_ptr, 1, sem="acq_rel")  # how many slices of this tile came before this one

@@ -12,7 +12,7 @@
 Half a byte per weight: when M is small the matmul streams the weight, so the 4x fewer
 bytes than float16 are the whole speed-up, if the unpacking keeps up with memory.
 
-Versions, each correct on every shape, format and g_idx:
+Versions, each correct on every shape, format and g_idx (v7: the formats few_rows.supports):
     v1  unfused: a Triton kernel writes W_hat [N, K], then torch.matmul (naive for small M:
         W_hat goes through memory twice, in float16; but the right choice for large M, where
         the matmul is compute-bound and a fused kernel would decode each tile M / BLOCK_M times)
@@ -20,15 +20,13 @@ Versions, each correct on every shape, format and g_idx:
         fed to tl.dot; nothing but the packed bytes leaves memory
     v3  fast GEMM (w4a16_fast.py): one byte load gives two codes (even and odd columns meet the
         even and odd columns of X), one scale per tile when the tile sits in one group, split-K
-    v4  fast GEMV (w4a16_fast.py): no tl.dot: [BLOCK_N, BLOCK_K / 2]-byte tiles, split-K
-    v5  faster GEMV (w4a16_fast.py): int32 words, codes decoded into float mantissas (no int -> float
+    v5  GEMV (w4a16_fast.py): int32 words, codes decoded into float mantissas (no int -> float
         conversion), the zero point and scale out of the code loop, the whole K per program: one launch
-    v6  GEMV, two codes per instruction (w4a16_fast.py): v5's tiles, each byte's two codes decoded into a
-        float16 pair (1024 + c, a magic number) and multiplied by a pair of X in float16x2 (inline PTX, float16
-        X on a GPU); an arithmetic twin of the same structure in float32 elsewhere (interpreter, bf16/fp32 X)
+    v6  GEMV, two codes per instruction (w4a16_fp16x2.py): v5's tiles, each byte's two codes decoded into a
+        float16 pair and multiplied by a pair of X in float16x2 (inline PTX, float16 X on a GPU); an
+        arithmetic twin of the same structure in float32 elsewhere (interpreter, bf16/fp32 X)
     v7  few rows (few_rows.py, M <= 64): every row of X in one program, the weight tile as tl.dot's left
-        operand, exact integers q - z into the tensor cores (two codes decoded per instruction) and the
-        group's scale after the dot; needs the default g_idx, groups of a multiple of 32, whole int32 words
+        operand, exact integers q - z into the tensor cores and the group's scale after the dot
 
 Which version runs when ``version=None`` (measured on an H100): ``default_version`` below.
 """
@@ -39,14 +37,19 @@ import triton
 import triton.language as tl
 
 from ..packing import unpack_bits
-from . import checks, few_rows, w4a16_fast
+from . import checks, few_rows, w4a16_fast, w4a16_fp16x2
 from .decode import group_of_columns, load_nibble_codes, load_scale, load_zero_point
 from .launch import Config, pick
 
-GEMV_MAX_M = 4  # v6 (float16 X) or v5 up to this many rows (a program per row, as v4, which they replace), v3 ...
+GEMV_MAX_M = 4  # v6 (float16 X) or v5 up to this many rows (a program per row), v3 ...
 UNFUSED_MIN_M = 1024  # ... and v1 from here: at prefill sizes the matmul is compute-bound, and decoding W
 # once into float16 for cuBLAS beats re-decoding every weight tile for every block of rows (measured on an H100)
 V1_V2_CONFIG = Config(block_m=32, block_n=64, block_k=64, num_warps=4, num_stages=3)
+FAST = {  # version -> (launcher, its (max M, config) table on a GPU)
+    3: (w4a16_fast.launch_v3_gemm, w4a16_fast.GEMM_TABLE),
+    5: (w4a16_fast.launch_v5_gemv, w4a16_fast.GEMV_V5_TABLE),
+    6: (w4a16_fp16x2.launch_v6_gemv, w4a16_fp16x2.GEMV_V6_TABLE),
+}
 INTERPRETER_CONFIG = Config(block_m=16, block_n=32, block_k=64, split_k=1, num_warps=4, num_stages=1)
 
 
@@ -99,12 +102,11 @@ def w4a16_v2_kernel(
 def default_version(M: int, v6_fast: bool = False, v7_runs: bool = False) -> int:
     """The version ``w4a16_matmul`` runs for M rows when none is asked for (the fastest on an H100).
 
-    v6_fast: v6 would run its float16x2 path (w4a16_fast.v6_fast_path: float16 X, groups of a multiple of
+    v6_fast: v6 would run its float16x2 path (w4a16_fp16x2.v6_fast_path: float16 X, groups of a multiple of
     64 codes, ...); then v6 takes M = 1, where it beat v5 and v7 on every benchmarked shape. v7_runs:
     few_rows.supports this call (M <= 64, default g_idx, groups of a multiple of 32, whole words); then v7
-    takes M = 2 .. 64, where it reads the weight once for all rows (v6 and v5 once per row, v3 once per 16)
-    (benchmarks/results/h100-2026-11-27-v4.md). Otherwise v5 up to GEMV_MAX_M rows, v3, and v1 from
-    UNFUSED_MIN_M."""
+    takes M = 2 .. 64, where it reads the weight once for all rows (v6 and v5 once per row, v3 once per 16).
+    Otherwise v5 up to GEMV_MAX_M rows, v3, and v1 from UNFUSED_MIN_M."""
     if M == 1 and v6_fast:
         return 6
     if M >= 2 and v7_runs:
@@ -133,9 +135,9 @@ def w4a16_matmul(X, qweight, scale, zero_point=None, g_idx=None, bias=None, out=
     """``X @ W_hat.T + bias`` [M, N] in X's dtype for QuantLinear's 4-bit format (module docstring).
 
     g_idx: pass None when it is the default ``arange(K) // group_len`` (the fast kernels then
-    compute groups instead of loading them); pass the tensor after act-order. version: 1..7 (None: chosen by M
-    and the format, see default_version). config: a launch.Config
-    (None: tables in w4a16_fast on a GPU, a small one in the interpreter). out: optional [M, N] buffer.
+    compute groups instead of loading them); pass the tensor after act-order. version: 1, 2, 3, 5, 6 or 7 (None:
+    chosen by M and the format, see default_version). config: a launch.Config (None: the version's table on a
+    GPU, a small one in the interpreter). out: optional [M, N] buffer.
     """
     if qweight.dtype != torch.uint8 or qweight.dim() != 2:
         raise ValueError(f"qweight must be the uint8 [N, ceil(K/2)] of a 4-bit QuantLinear, got {qweight.dtype} "
@@ -159,10 +161,10 @@ def w4a16_matmul(X, qweight, scale, zero_point=None, g_idx=None, bias=None, out=
         return out
     if version is None:
         group_len, has_g_idx = K // n_groups, g_idx is not None
-        version = default_version(M, w4a16_fast.v6_fast_path(X, group_len, has_g_idx),
+        version = default_version(M, w4a16_fp16x2.v6_fast_path(X, group_len, has_g_idx),
                                   few_rows.supports(X, qweight, 4, group_len, has_g_idx))
-    if version not in (1, 2, 3, 4, 5, 6, 7):
-        raise ValueError(f"version must be 1 to 7 (or None to choose by M), got {version!r}.")
+    if version not in (1, 2, 3, 5, 6, 7):
+        raise ValueError(f"version must be 1, 2, 3, 5, 6 or 7 (or None to choose by M), got {version!r}.")
     if version == 7:
         if not few_rows.supports(X, qweight, 4, K // n_groups, g_idx is not None):
             raise ValueError(f"version 7 needs M <= {few_rows.MAX_M} (got {M}), the default g_idx (pass g_idx=None), "
@@ -178,7 +180,7 @@ def w4a16_matmul(X, qweight, scale, zero_point=None, g_idx=None, bias=None, out=
         elif version in (1, 2):
             config = V1_V2_CONFIG
         else:
-            config = pick(w4a16_fast.TABLES[version], M)
+            config = pick(FAST[version][1], M)
     layout = dict(  # everything the kernels need to read the format, in their parameters' order
         group_len=K // n_groups, stride_qn=qweight.stride(0), stride_sn=scale.stride(0) if rows > 1 else 0,
         stride_sg=scale.stride(1), zero_row_stride=n_groups if rows > 1 else 0,
@@ -205,8 +207,7 @@ def w4a16_matmul(X, qweight, scale, zero_point=None, g_idx=None, bias=None, out=
                               BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
                               num_warps=config.num_warps, num_stages=config.num_stages)
         return out
-    launch = {3: w4a16_fast.launch_v3_gemm, 4: w4a16_fast.launch_v4_gemv, 5: w4a16_fast.launch_v5_gemv,
-              6: w4a16_fast.launch_v6_gemv}[version]
+    launch = FAST[version][0]
     launch(X, *tensors, bias_arg, out, layout, symmetric=zero_point is None, has_g_idx=g_idx is not None,
            has_bias=bias is not None, config=config)
     return out

@@ -14,12 +14,9 @@ The scale is constant along k, so it leaves the sum: the K loop multiplies integ
 entry instead of 2: when M is small the matmul only streams the weight, so it can run
 up to 2x faster than float16.
 
-Versions, each correct on every shape:
-    v1  one program per output element: a K loop of multiply-adds (naive, slow)
+Versions, each correct on every shape (v5: K a multiple of 4):
     v2  GEMM: [BLOCK_M, BLOCK_N] tiles through tl.dot; int8 -> X's dtype in registers, split-K
-    v3  GEMV: no tl.dot for M <= 4: a program per (row m, BLOCK_N outputs, K slice), a 2-D
-        accumulator reduced once at the end, split-K
-    v4  faster GEMV: int32 words (4 codes a load), each code decoded into a float mantissa (no
+    v4  GEMV: int32 words (4 codes a load), each code decoded into a float mantissa (no
         int -> float conversion), the zero point out of the code loop, the whole K per program:
         one launch, no workspace
     v5  few rows (few_rows.py, M <= 64): every row of X in one program, the weight tile as tl.dot's left
@@ -35,43 +32,18 @@ from . import checks, few_rows
 from .decode import as_int32_words, byte_as_mantissa, load_words
 from .launch import Config, k_tiles_per_split, pick, tile_coordinates
 
-GEMV_MAX_M = 4  # v4 up to this many rows, v2 beyond
-# (max M, config), from benchmarks/kernel_speed.py --sweep on an H100 (4096^2 and 8192^2): M <= 16 from the
-# CUDA-graph sweep of benchmarks/results/h100-2026-11-27 (the configs its table ran), larger M from an eager one
-GEMV_TABLE = [(GEMV_MAX_M, Config(block_n=64, block_k=128, split_k=8, num_warps=8, num_stages=1))]
+GEMV_MAX_M = 4  # v4 up to this many rows, v2 beyond (where few_rows does not run)
+# (max M, config), measured on an H100 with benchmarks/kernel_speed.py --sweep (4096^2 and 8192^2)
 GEMM_TABLE = [
     (16, Config(block_m=16, block_n=32, block_k=128, split_k=2, num_warps=4, num_stages=4)),
     (64, Config(block_m=32, block_n=64, block_k=128, split_k=1, num_warps=4, num_stages=4)),
     (256, Config(block_m=128, block_n=64, block_k=64, split_k=1, num_warps=8, num_stages=4)),
     (1 << 62, Config(block_m=128, block_n=128, block_k=64, split_k=1, num_warps=8, num_stages=3)),
 ]
-# v4: BLOCK_N outputs per program, block_k = codes per K step (4 a word); from the CUDA-graph timings of
-# benchmarks/results/h100-2026-11-27-v2.md (best geometric mean over the four benchmark shapes at M = 1)
+# v4: BLOCK_N outputs per program, block_k = codes per K step (4 a word); one config for every M it runs, the best
+# geometric mean over the benchmark shapes at M = 1
 GEMV_V4_TABLE = [(1 << 62, Config(block_n=8, block_k=1024, num_warps=4, num_stages=1))]
 INTERPRETER_CONFIG = Config(block_m=16, block_n=32, block_k=32, split_k=1, num_warps=4, num_stages=1)
-
-
-@triton.jit
-def w8a16_v1_kernel(
-    X_ptr, q_ptr, scale_ptr, zero_ptr, bias_ptr, Y_ptr,  # [M, K], [N, K], [rows, 1], [rows], [N], [M, N]
-    K,  # reduction length
-    stride_xm, stride_xk, stride_qn, stride_sn, stride_zn, stride_ym,  # element strides (rows=1: 0)
-    HAS_ZERO: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_K: tl.constexpr,
-):
-    """v1: program (m, n) computes the single output Y[m, n]."""
-    m, n = tl.program_id(0), tl.program_id(1)
-    acc = tl.zeros((BLOCK_K,), tl.float32)
-    zero_point = tl.load(zero_ptr + n * stride_zn).to(tl.float32) if HAS_ZERO else 0.0
-    for k0 in range(0, K, BLOCK_K):
-        k = k0 + tl.arange(0, BLOCK_K)
-        x = tl.load(X_ptr + m * stride_xm + k * stride_xk, mask=k < K, other=0.0).to(tl.float32)
-        q = tl.load(q_ptr + n * stride_qn + k, mask=k < K, other=0).to(tl.float32)
-        acc += x * (q - zero_point)
-    y = tl.sum(acc, axis=0) * tl.load(scale_ptr + n * stride_sn).to(tl.float32)
-    if HAS_BIAS:
-        y += tl.load(bias_ptr + n).to(tl.float32)
-    tl.store(Y_ptr + m * stride_ym + n, y.to(Y_ptr.dtype.element_ty))
-
 
 @triton.jit
 def w8a16_v2_gemm_kernel(
@@ -106,34 +78,6 @@ def w8a16_v2_gemm_kernel(
         tl.store(Y_ptr + rm[:, None] * stride_ym + n[None, :], y.to(Y_ptr.dtype.element_ty), mask=mask)
     else:
         tl.atomic_add(Y_ptr + rm[:, None] * stride_ym + n[None, :], y, mask=mask)
-
-
-@triton.jit
-def w8a16_v3_gemv_kernel(
-    X_ptr, q_ptr, scale_ptr, zero_ptr, bias_ptr, Y_ptr,  # as v1; Y_ptr is the float32 workspace when SPLIT_K > 1
-    N, K, k_tiles,  # k_tiles: BLOCK_K tiles per K slice
-    stride_xm, stride_xk, stride_qn, stride_sn, stride_zn, stride_ym,
-    HAS_ZERO: tl.constexpr, HAS_BIAS: tl.constexpr,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, SPLIT_K: tl.constexpr,
-):
-    """v3: program (m, n-block, k-slice) streams a [BLOCK_N, K / SPLIT_K] slab of q once; M fastest in the grid."""
-    m, pid_n, pid_k = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # [BLOCK_N]
-    acc = tl.zeros((BLOCK_N, BLOCK_K), tl.float32)  # reduced once, after the loop
-    zero_point = tl.load(zero_ptr + n * stride_zn, mask=n < N, other=0).to(tl.float32)[:, None] if HAS_ZERO else 0.0
-    k_first = pid_k * k_tiles * BLOCK_K
-    for t in range(0, k_tiles):
-        k = k_first + t * BLOCK_K + tl.arange(0, BLOCK_K)  # [BLOCK_K]
-        x = tl.load(X_ptr + m * stride_xm + k * stride_xk, mask=k < K, other=0.0).to(tl.float32)
-        q = tl.load(q_ptr + n[:, None] * stride_qn + k[None, :], mask=(n[:, None] < N) & (k[None, :] < K), other=0)
-        acc += (q.to(tl.float32) - zero_point) * x[None, :]  # [BLOCK_N, BLOCK_K]
-    y = tl.sum(acc, axis=1) * tl.load(scale_ptr + n * stride_sn, mask=n < N, other=0.0).to(tl.float32)
-    if HAS_BIAS:  # added once: by the first K slice
-        y += tl.where(pid_k == 0, tl.load(bias_ptr + n, mask=n < N, other=0.0).to(tl.float32), 0.0)
-    if SPLIT_K == 1:
-        tl.store(Y_ptr + m * stride_ym + n, y.to(Y_ptr.dtype.element_ty), mask=n < N)
-    else:
-        tl.atomic_add(Y_ptr + m * stride_ym + n, y, mask=n < N)
 
 
 @triton.jit
@@ -191,13 +135,13 @@ def w8a16_v4_gemv_kernel(
 
 def default_version(M: int, v5_runs: bool) -> int:
     """The version ``w8a16_matmul`` runs for M rows when none is asked for: v5 wherever it runs (few_rows.supports
-    the call: M <= 64, K a multiple of 4), else v4 up to GEMV_MAX_M rows and v2 beyond. Measured (CUDA graphs,
-    the four benchmark shapes): at M = 1 v5 runs at 0.90x to 1.03x of v4's speed on an H100
-    (benchmarks/results/h100-2026-11-27-v4.md) and 0.96x to 1.14x on an H200 (h200-2026-12-01.md), the largest
-    shape gaining most on both; v5 beats v4 at M = 4 (1.7x) and v2 at M = 16 and 64."""
+    the call: M <= 64, K a multiple of 4), else v4 up to GEMV_MAX_M rows and v2 beyond. Measured with CUDA graphs
+    on the four benchmark shapes: at M = 1 v5 runs at 0.90x to 1.03x of v4's speed on an H100 and 0.96x to 1.14x
+    on an H200, the largest shape gaining most on both; v5 beats v4 at M = 4 (1.7x) and v2 at M = 16 and 64."""
     if v5_runs:
         return 5
     return 4 if M <= GEMV_MAX_M else 2
+
 
 
 def w8a16_reference(X, qweight, scale, zero_point=None, bias=None) -> torch.Tensor:
@@ -213,7 +157,7 @@ def w8a16_reference(X, qweight, scale, zero_point=None, bias=None) -> torch.Tens
 def w8a16_matmul(X, qweight, scale, zero_point=None, bias=None, out=None, version=None, config=None):
     """``X @ ((q - zero_point) * scale).T + bias`` [M, N] in X's dtype (shapes in the module docstring).
 
-    version: 1 to 5 (None: v5 for M <= few_rows.MAX_M and K a multiple of 4; else v4 for
+    version: 2, 4 or 5 (None: v5 for M <= few_rows.MAX_M and K a multiple of 4; else v4 for
     M <= GEMV_MAX_M, v2 beyond); config: a launch.Config
     (None: this module's table on a GPU, a small one in the interpreter); out: an optional
     [M, N] buffer of X's dtype that every element of is written.
@@ -232,32 +176,28 @@ def w8a16_matmul(X, qweight, scale, zero_point=None, bias=None, out=None, versio
                          "zero_point: pass QuantLinear.qweight and .zero_point as stored.")
     checks.check_zero_point(zero_point, rows, 8)
     checks.check_bias(bias, N)
-    checks.check_device(w8a16_v1_kernel, X, qweight=qweight, scale=scale, zero_point=zero_point, bias=bias)
+    checks.check_device(w8a16_v2_gemm_kernel, X, qweight=qweight, scale=scale, zero_point=zero_point, bias=bias)
     M = X.shape[0]
     out = checks.output_buffer(out, M, N, X.dtype, X.device)
     if M == 0:
         return out
     if version is None:
         version = default_version(M, few_rows.supports(X, qweight, 8, K, False))
-    if version not in (1, 2, 3, 4, 5):
-        raise ValueError(f"version must be 1 to 5 (or None to choose by M), got {version!r}.")
+    if version not in (2, 4, 5):
+        raise ValueError(f"version must be 2, 4 or 5 (or None to choose by M), got {version!r}.")
     if version == 5:
         if not few_rows.supports(X, qweight, 8, K, False):
             raise ValueError(f"version 5 needs M <= {few_rows.MAX_M} (got {M}) and rows of whole 4-byte words "
                              f"(K a multiple of 4, got {K}); use version=None to choose one that runs.")
         few_rows.launch(X, qweight, scale, zero_point, bias, out, 8, K, config)
         return out
-    interpreted = checks.is_interpreted(w8a16_v1_kernel)
     if config is None:
-        tables = {1: GEMM_TABLE, 2: GEMM_TABLE, 3: GEMV_TABLE, 4: GEMV_V4_TABLE}
-        config = INTERPRETER_CONFIG if interpreted else pick(tables[version], M)
+        table = GEMM_TABLE if version == 2 else GEMV_V4_TABLE
+        config = INTERPRETER_CONFIG if checks.is_interpreted(w8a16_v2_gemm_kernel) else pick(table, M)
     args = (X, qweight, scale, zero_point if zero_point is not None else scale, bias if bias is not None else scale)
     strides = (X.stride(0), X.stride(1), qweight.stride(0), scale.stride(0) if rows > 1 else 0,
                1 if rows > 1 else 0)
     flags = dict(HAS_ZERO=zero_point is not None, HAS_BIAS=bias is not None)
-    if version == 1:
-        w8a16_v1_kernel[(M, N)](*args, out, K, *strides, out.stride(0), BLOCK_K=config.block_k, **flags)
-        return out
     if version == 4:
         words = as_int32_words(qweight)
         q = words if words is not None else qweight
@@ -270,17 +210,12 @@ def w8a16_matmul(X, qweight, scale, zero_point=None, bias=None, out=None, versio
     split_k = config.split_k
     Y = out if split_k == 1 else torch.zeros(M, N, dtype=torch.float32, device=X.device)  # split-K workspace
     k_tiles = k_tiles_per_split(K, config.block_k, split_k)
-    launch = dict(num_warps=config.num_warps, num_stages=config.num_stages)
-    if version == 2:
-        grid = (triton.cdiv(M, config.block_m) * triton.cdiv(N, config.block_n), split_k)
-        precision = "ieee" if X.dtype == torch.float32 else "tf32"
-        w8a16_v2_gemm_kernel[grid](*args, Y, M, N, K, k_tiles, *strides, Y.stride(0), DOT_PRECISION=precision,
-                                   BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
-                                   SPLIT_K=split_k, GROUP_M=config.group_m, **flags, **launch)
-    else:
-        grid = (M, triton.cdiv(N, config.block_n), split_k)
-        w8a16_v3_gemv_kernel[grid](*args, Y, N, K, k_tiles, *strides, Y.stride(0), BLOCK_N=config.block_n,
-                                   BLOCK_K=config.block_k, SPLIT_K=split_k, **flags, **launch)
+    grid = (triton.cdiv(M, config.block_m) * triton.cdiv(N, config.block_n), split_k)
+    precision = "ieee" if X.dtype == torch.float32 else "tf32"
+    w8a16_v2_gemm_kernel[grid](*args, Y, M, N, K, k_tiles, *strides, Y.stride(0), DOT_PRECISION=precision,
+                               BLOCK_M=config.block_m, BLOCK_N=config.block_n, BLOCK_K=config.block_k,
+                               SPLIT_K=split_k, GROUP_M=config.group_m, **flags, num_warps=config.num_warps,
+                               num_stages=config.num_stages)
     if split_k > 1:
         out.copy_(Y)
     return out

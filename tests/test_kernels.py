@@ -40,6 +40,7 @@ DTYPES = [torch.float16, torch.float32, pytest.param(torch.bfloat16, marks=gpu_o
 W4_CASES = [(1, 96, 24, False), (3, 160, 32, True), (17, 90, "channel", False), (3, 45, "tensor", True),
             (17, 96, 24, True), (1, 160, 32, False)]
 N = 40  # not a multiple of BLOCK_N (32 in the interpreter, 64+ on a GPU)
+W4_VERSIONS = [1, 2, 3, 5, 6]  # v7 (few rows) takes fewer formats: tested on its own below
 
 
 def rel_error(Y: torch.Tensor, ref: torch.Tensor) -> float:
@@ -80,7 +81,7 @@ def test_w4a16_reference_is_the_quant_linear_dequantization():
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
+@pytest.mark.parametrize("version", W4_VERSIONS)
 def test_w4a16_versions_match_reference(version, dtype):
     for case, (M, K, group_size, symmetric) in enumerate(W4_CASES):
         layer = quant_layer(case, K, 4, group_size, symmetric, bias=case % 2 == 0)
@@ -91,7 +92,7 @@ def test_w4a16_versions_match_reference(version, dtype):
         check(Y, kernels.w4a16_reference(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias), dtype, out)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
+@pytest.mark.parametrize("version", W4_VERSIONS)
 def test_w4a16_never_reads_a_scale_past_the_last_group(version):
     # Odd K: the padding nibble's column K lies past the last group. The scale is a view into a buffer
     # whose next column is NaN, so a kernel that loads scale[n, K // group_len] for it returns NaN
@@ -110,7 +111,7 @@ def test_w4a16_never_reads_a_scale_past_the_last_group(version):
               torch.float16)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4, 5, 6])
+@pytest.mark.parametrize("version", W4_VERSIONS)
 def test_w4a16_act_order_g_idx(version):
     layer = quant_layer(3, 96, 4, 16, False)
     layer.g_idx = layer.g_idx[torch.randperm(96, generator=torch.Generator().manual_seed(0))].contiguous()
@@ -250,15 +251,13 @@ def test_default_versions_by_rows_and_format():
                                  8, 45, False)
 
 
-@pytest.mark.parametrize("version", [3, 4])
-def test_w4a16_split_k_adds_every_slice_and_the_bias_once(version):
-    M = 3 if version == 4 else 17
-    # 5 K tiles, 2 a slice: the last slice lies past K; v4 also takes its tiles 2 at a time (unroll)
-    config = Config(block_m=16, block_n=16, block_k=32, split_k=4, unroll=2)
+def test_w4a16_split_k_adds_every_slice_and_the_bias_once():
+    # v3, 5 K tiles, 2 a slice: the last slice lies past K
+    config = Config(block_m=16, block_n=16, block_k=32, split_k=4)
     layer = quant_layer(5, 160, 4, 32, False)
-    X = activations(5, M, 160, torch.float32)
+    X = activations(5, 17, 160, torch.float32)
     Y = kernels.w4a16_matmul(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias,
-                             out=poisoned(M, N, torch.float32), version=version, config=config)
+                             out=poisoned(17, N, torch.float32), version=3, config=config)
     check(Y, kernels.w4a16_reference(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias),
           torch.float32)
 
@@ -279,8 +278,9 @@ def test_w4a16_wrapper_explains_bad_arguments():
         kernels.w4a16_matmul(X, layer.qweight, layer.scale.float(), layer.zero_point)
     with pytest.raises(ValueError, match="out must be a contiguous"):
         kernels.w4a16_matmul(X, *args, out=torch.empty(3, N + 1, dtype=torch.float16, device=DEVICE))
-    with pytest.raises(ValueError, match="version must be"):
-        kernels.w4a16_matmul(X, *args, version=8)
+    for version in (4, 8):
+        with pytest.raises(ValueError, match="version must be"):
+            kernels.w4a16_matmul(X, *args, version=version)
     if not CUDA:
         with pytest.raises(ValueError, match="does not support bfloat16"):
             kernels.w4a16_matmul(X.bfloat16(), *args)
@@ -311,20 +311,19 @@ def test_launch_grid_and_tile_order_match_their_python_references():
 
 # ------------------------------------------------------------------ W8A16
 
-# (M, K, group_size, symmetric); v1 launches M * N programs, so its cases are smaller.
-# K = 45 is not a whole number of 4-byte words (W8A16 v4 then assembles its words from bytes).
+# (M, K, group_size, symmetric); K = 45 is not a whole number of 4-byte words (W8A16 v4 then assembles its words
+# from bytes). v5 (few rows, K a multiple of 4) is tested on its own above.
 W8_CASES = [(1, 100, "channel", True), (3, 72, "tensor", False), (17, 100, "channel", False), (3, 100, "tensor", True),
             (1, 45, "channel", False), (3, 45, "channel", True)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [2, 4])
 def test_w8a16_versions_match_reference(version, dtype):
     for case, (M, K, group_size, symmetric) in enumerate(W8_CASES):
-        n_out = 6 if version == 1 else N
-        layer = quant_layer(case, K, 8, group_size, symmetric, bias=case % 2 == 0, n_out=n_out)
+        layer = quant_layer(case, K, 8, group_size, symmetric, bias=case % 2 == 0, n_out=N)
         X = activations(case, M, K, dtype)
-        out = poisoned(M, n_out, dtype)
+        out = poisoned(M, N, dtype)
         Y = kernels.w8a16_matmul(X, layer.qweight, layer.scale, layer.zero_point, layer.bias, out=out,
                                  version=version)
         expected = X.double() @ layer.dequantize_weight().double().T
@@ -344,27 +343,70 @@ def test_w8a16_rejects_grouped_scales():
 
 # ------------------------------------------------------------------ W8A8
 
-def test_quantize_per_token_matches_reference():
+def per_token_rows(dtype) -> torch.Tensor:
+    """[17, 1100] rows of different ranges, with an all-zero row (5), constant rows (6, 7) and one entry (8)."""
     X = activations(0, 17, 1100, torch.float32) * torch.linspace(0.1, 10, 17, device=DEVICE)[:, None]
-    X[5] = 0  # an all-zero row gets scale 1 and codes 0
-    q, scale = kernels.quantize_per_token(X)
+    X[5], X[6], X[7] = 0, -2.5, 3.0
+    X[8] = 0
+    X[8, 1099] = -7.0
+    return X.to(dtype)
+
+
+def assert_same_per_token(q, scale, q_lib, scale_lib) -> None:
+    """Equal to course_lib.act_quant's (q, scale); on a GPU its division by 127 may round the scale 1 ulp away
+    (torch multiplies by the reciprocal), so there the scale may be 1 ulp off and a code 1 off."""
+    assert q.shape == q_lib.shape and scale.shape == scale_lib.shape == (q.shape[0], 1)
+    if not CUDA:
+        assert torch.equal(scale, scale_lib) and torch.equal(q, q_lib)
+        return
+    ulp = torch.nextafter(scale_lib, torch.full_like(scale_lib, float("inf"))) - scale_lib
+    assert ((scale - scale_lib).abs() <= ulp).all()
+    same = (scale == scale_lib).expand_as(q)
+    assert torch.equal(q[same], q_lib[same]) and (q.int() - q_lib.int()).abs().max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_quantize_per_token_is_the_librarys(dtype):
+    """kernels.quantize_per_token and its reference give course_lib.act_quant.quantize_per_token(X, 8)'s values
+    and shapes: q [M, K] int8, scale [M, 1] float32; an all-zero row gets scale 1, a constant row codes +-1."""
+    from course_lib.act_quant import quantize_per_token as library_quantize_per_token
+
+    X = per_token_rows(dtype)
+    q_lib, scale_lib = library_quantize_per_token(X, 8)
     q_ref, scale_ref = kernels.quantize_per_token_reference(X)
-    assert torch.equal(scale, scale_ref) and scale[5] == 1
-    assert torch.equal(q, q_ref)
+    assert torch.equal(q_ref, q_lib) and torch.equal(scale_ref, scale_lib)
+    q, scale = kernels.quantize_per_token(X)
+    assert q.dtype == torch.int8 and scale.dtype == torch.float32
+    assert torch.equal(scale, scale_ref) and torch.equal(q, q_ref)
+    assert_same_per_token(q, scale, q_lib, scale_lib)
+    assert scale[5] == 1 and (q[5] == 0).all() and (q[6] == -1).all() and (q[7] == 1).all() and q[8, 1099] == -127
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("version", [1, 2])
-def test_w8a8_matches_reference(version, dtype):
+def test_w8a8_matches_reference(dtype):
     for case, M in enumerate((1, 3, 17)):
         layer = quant_layer(case, 100, 8, "channel" if case else "tensor", True, bias=case != 1)
         X = activations(case, M, 100, dtype)
         out = poisoned(M, N, dtype)
-        Y = kernels.w8a8_linear(X, layer.qweight, layer.scale, layer.bias, out=out, version=version)
+        Y = kernels.w8a8_linear(X, layer.qweight, layer.scale, layer.bias, out=out)
         check(Y, kernels.w8a8_reference(X, layer.qweight, layer.scale, layer.bias), dtype, out)
         # and close to the unquantized-activation product: per-token int8 costs well under 2%
         dense = X.double() @ layer.dequantize_weight().double().T + (0 if layer.bias is None else layer.bias.double())
         assert rel_error(Y, dense) < 0.02
+
+
+def test_w8a8_matmul_takes_the_librarys_per_token_codes():
+    """kernels.w8a8_matmul takes (q_x, scale_x [M, 1]) as course_lib.act_quant.quantize_per_token returns them,
+    and names what is wrong with a scale_x of another shape."""
+    from course_lib.act_quant import quantize_per_token as library_quantize_per_token
+
+    layer = quant_layer(0, 100, 8, "channel", True)
+    X = activations(0, 3, 100, torch.float32)
+    q_x, scale_x = library_quantize_per_token(X, 8)
+    Y = kernels.w8a8_matmul(q_x, scale_x, layer.qweight, layer.scale, layer.bias, out_dtype=torch.float32)
+    check(Y, kernels.w8a8_reference(X, layer.qweight, layer.scale, layer.bias), torch.float32)
+    with pytest.raises(ValueError, match=r"scale_x must be float32 \[3, 1\]"):
+        kernels.w8a8_matmul(q_x, scale_x.reshape(3), layer.qweight, layer.scale)
 
 
 # ------------------------------------------------------------------ QuantLinear integration
@@ -391,6 +433,25 @@ def test_w8a8_hook_needs_symmetric_8_bit_channels():
     layer = quant_layer(0, 96, 4, 32, True)
     with pytest.raises(ValueError, match="symmetric=True"):
         kernels.w8a8_forward(x, layer)
+
+
+def test_w8a8_hook_runs_any_layer_with_an_int8_weight():
+    """Through the layers' contract (int8_weight), not QuantLinear's attributes: a per-token W8A8Linear runs,
+    a static one (its input scale would be ignored) and an NF4 layer are refused."""
+    from course_lib.nf4 import NF4Linear
+    from course_lib.w8a8 import W8A8Linear
+
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(96, 40).to(DEVICE)
+    x = activations(2, 4, 96, torch.float16)
+    layer = W8A8Linear.from_linear(linear, act_scheme="per_token")
+    layer.kernel = kernels.w8a8_forward
+    check(layer(x), kernels.w8a8_reference(x, layer.qweight, layer.scale, layer.bias), torch.float16)
+    static = W8A8Linear.from_linear(linear, act_scheme="per_tensor", input_absmax=4.0)
+    with pytest.raises(ValueError, match="static per-tensor input_scale"):
+        kernels.w8a8_forward(x, static)
+    with pytest.raises(ValueError, match="NF4Linear stores no symmetric per-row int8 weight"):
+        kernels.w8a8_forward(x, NF4Linear.from_linear(linear.cpu(), 32))
 
 
 def random_llama(seed: int, hidden: int, intermediate: int, layers: int, vocab: int, heads: int, kv_heads: int):
@@ -487,18 +548,18 @@ def test_w4a16_v6_ptx_path_matches_reference_and_arithmetic_twin(K, n_out, group
     """v6's float16x2 inline PTX on float16 X: against the float64 reference, and against its arithmetic twin
     (the path the CPU tests run), M = 1 to 4, with a NaN-poisoned output; both paths must be the ones meant,
     and v6 (its float16x2 path) is what w4a16_matmul picks by default for float16 X at these M."""
-    from course_lib.kernels import w4a16_fast
+    from course_lib.kernels import w4a16_fp16x2
 
     layer = quant_layer(K, K, 4, group_size, symmetric, n_out=n_out)
+    uses_ptx = w4a16_fp16x2.v6_uses_ptx
     for M in (1, 3, 4):
         X = activations(M, M, K, torch.float16)
         ref = kernels.w4a16_reference(X, layer.qweight, layer.scale, layer.zero_point, None, layer.bias)
-        chunk_words = min(group_size // 8, (config or w4a16_fast.GEMV_V6_TABLE[0][1]).unroll)
-        monkeypatch.setattr(w4a16_fast, "V6_PTX", True)
-        assert w4a16_fast.v6_uses_ptx(X, w4a16_fast.GROUP_PER_CHUNK.value, chunk_words)
+        chunk_words = min(group_size // 8, (config or w4a16_fp16x2.GEMV_V6_TABLE[0][1]).unroll)
+        assert uses_ptx(X, w4a16_fp16x2.GROUP_PER_CHUNK.value, chunk_words)
         outputs = {}
-        for ptx in (True, False):
-            monkeypatch.setattr(w4a16_fast, "V6_PTX", ptx)
+        for ptx in (True, False):  # False: the launcher is told the PTX path does not apply
+            monkeypatch.setattr(w4a16_fp16x2, "v6_uses_ptx", uses_ptx if ptx else lambda *args: False)
             out = poisoned(M, n_out, torch.float16)
             with warnings.catch_warnings():  # the layout check must not fall back to the arithmetic path
                 warnings.filterwarnings("error", message="W4A16 v6", category=RuntimeWarning)
@@ -507,9 +568,9 @@ def test_w4a16_v6_ptx_path_matches_reference_and_arithmetic_twin(K, n_out, group
             check(Y, ref, torch.float16, out)
             outputs[ptx] = Y
         assert rel_error(outputs[True], outputs[False].double()) < TOLERANCE[torch.float16]
+        monkeypatch.setattr(w4a16_fp16x2, "v6_uses_ptx", uses_ptx)
         if config is None and M == 1:
-            monkeypatch.setattr(w4a16_fast, "V6_PTX", True)
-            assert w4a16.default_version(M, w4a16_fast.v6_fast_path(X, group_size, False)) == 6
+            assert w4a16.default_version(M, w4a16_fp16x2.v6_fast_path(X, group_size, False)) == 6
 
 
 # (K, N, group_size, symmetric): benchmark and model sizes, and one off the even path (K_words not a whole
@@ -527,6 +588,7 @@ def test_few_rows_ptx_path_matches_reference_and_arithmetic_twin(K, n_out, group
     from course_lib.kernels import few_rows
 
     w4 = quant_layer(K, K, 4, group_size, symmetric, n_out=n_out)
+    uses_ptx = few_rows.uses_ptx
     w8 = quant_layer(K + 1, K, 8, "channel", symmetric, n_out=n_out)
     for M in (1, 5, 16, 64):
         X = activations(M, M, K, torch.float16)
@@ -540,9 +602,9 @@ def test_few_rows_ptx_path_matches_reference_and_arithmetic_twin(K, n_out, group
         }
         for name, (run, ref) in runs.items():
             outputs = {}
-            for ptx in (True, False):
-                monkeypatch.setattr(few_rows, "PTX_ENABLED", ptx)
-                assert few_rows.uses_ptx(X) == ptx
+            assert uses_ptx(X)
+            for ptx in (True, False):  # False: the launcher is told the PTX path does not apply
+                monkeypatch.setattr(few_rows, "uses_ptx", uses_ptx if ptx else lambda X: False)
                 out = poisoned(M, n_out, torch.float16)
                 outputs[ptx] = run(out)
                 check(outputs[ptx], ref, torch.float16, out)
@@ -552,8 +614,8 @@ def test_few_rows_ptx_path_matches_reference_and_arithmetic_twin(K, n_out, group
 @gpu_only
 def test_few_rows_split_k_sums_every_slice_under_load():
     """The split-K race an H100 showed: with 2 or 4 slices on 4096 x 11008 at M = 4 and 8, the last slice read
-    sums that missed another slice's adds on about one tile in a hundred calls (benchmarks/results/
-    h100-2026-11-27-v4.md). Many calls, each checked: any missed slice shows as a large error."""
+    sums that missed another slice's adds on about one tile in a hundred calls (launch.finish_split_k). Many
+    calls, each checked: any missed slice shows as a large error."""
     layer = quant_layer(7, 4096, 4, 128, False, bias=False, n_out=11008)
     for M in (4, 8):
         X = activations(M, M, 4096, torch.float16)
