@@ -1,6 +1,8 @@
-"""The wheel ships kernels/ as course_lib.kernels and no top-level `kernels` package."""
+"""The wheel ships kernels/ as course_lib.kernels and no top-level `kernels` package, and no benchmark data."""
 import importlib.metadata
+import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -61,7 +63,7 @@ def test_built_wheel_contents_and_import(repo, tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "course_lib/kernels/__init__.py" in names
     assert "course_lib/corpus_files/wiki.jsonl.xz" in names and "course_lib/corpus_files/NOTICE.md" in names
-    assert "course_lib/benchmark_results/h100-2026-11-27.json" in names
+    assert not [n for n in names if n.startswith("course_lib/") and n.endswith(".json")], "benchmark data is not package data"
     assert not [n for n in names if n.startswith("kernels/")]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "quant-course = course_lib.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
@@ -69,9 +71,8 @@ def test_built_wheel_contents_and_import(repo, tmp_path):
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True)
-    code = ("import course_lib, course_lib.kernels, course_lib.data as d, json; from importlib import resources; "
+    code = ("import course_lib, course_lib.kernels, course_lib.data as d; "
             "assert course_lib.__file__.startswith(%r); "
-            "json.loads((resources.files('course_lib.benchmark_results') / 'h100-2026-11-27.json').read_text()); "
             "print(len(d.documents('wiki', 'eval')))" % str(target))
     done = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); {code}"],
                           capture_output=True, text=True, cwd=tmp_path)
@@ -79,14 +80,15 @@ def test_built_wheel_contents_and_import(repo, tmp_path):
     assert int(done.stdout) > 0
 
 
-def test_shipped_benchmark_results_are_copies_of_benchmarks_results(repo):
-    """course_lib/benchmark_results/*.json (read by notebook 09) equal benchmarks/results/ byte for byte."""
-    shipped = sorted((repo / "course_lib" / "benchmark_results").glob("*.json"))
-    assert shipped, "no recorded benchmark results are shipped with course_lib"
-    for path in shipped:
-        original = repo / "benchmarks" / "results" / path.name
-        assert original.exists() and original.read_bytes() == path.read_bytes(), (
-            f"{path} differs from {original}: copy the file over again")
+def test_notebook_09_reads_its_recorded_runs_from_its_own_folder(repo):
+    """The JSON files notebook 09 opens by name sit beside it (nbgrader releases them with it), and no other does."""
+    folder = repo / "solutions" / "09_triton_kernels"
+    cells = json.loads((folder / "09_triton_kernels.ipynb").read_text())["cells"]
+    code = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    opened = set(re.findall(r"""open\(["']([\w.-]+\.json)["']""", code))
+    assert opened, "notebook 09 opens no recorded run"
+    assert opened == {p.name for p in folder.glob("*.json")}, (sorted(opened), sorted(p.name for p in folder.glob("*.json")))
+    assert "benchmark_results" not in code
 
 
 def test_no_script_folder_shadows_an_installed_package(repo):

@@ -47,7 +47,7 @@ def test_notebook_09_without_triton(tmp_path, monkeypatch):
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     NotebookClient(nb, timeout=600, allow_errors=True, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+                   resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
 
     errors = {}
     for index, cell in enumerate(nb.cells):
