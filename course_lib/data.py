@@ -27,8 +27,10 @@ is measured only on ``"eval"``.
 
 Token streams join documents with the tokens of ``"\\n\\n"``; each document is tokenized
 on its own (``add_special_tokens=False``), so a prefix of the stream never depends on
-what follows it. A split's stream is tokenized once per machine and then read from the
-course cache folder (:mod:`course_lib.token_cache` says how it is keyed and checked).
+what follows it. A split is also a ``datasets.Dataset`` to inspect, filter and map:
+:func:`as_dataset` (its documents) and :func:`tokenized_dataset` (with their token ids),
+tokenized once per machine by a cached ``Dataset.map`` and then read from the course cache
+folder (:mod:`course_lib.token_cache` says how it is keyed and checked).
 """
 
 import glob
@@ -221,14 +223,27 @@ def corpus_text(corpus: str, split: str) -> str:
 
 
 def as_dataset(corpus: str, split: str):
-    """The split as a ``datasets.Dataset`` with columns ``"title"`` and ``"text"``."""
-    import datasets
+    """The split as a ``datasets.Dataset`` with columns ``"title"`` and ``"text"``, one row per document.
 
-    docs = documents(corpus, split)
-    return datasets.Dataset.from_dict({
-        "title": [doc["title"] for doc in docs],
-        "text": [doc["text"] for doc in docs],
-    })
+    Kept in the course cache folder, so ``.filter``, ``.map`` and the rest cache their results there.
+    """
+    return token_cache.text_dataset(documents(corpus, split), split)
+
+
+def tokenized_dataset(tokenizer, corpus: str, split: str):
+    """The split as a ``datasets.Dataset`` with columns ``"title"``, ``"text"`` and ``"input_ids"``.
+
+    ``input_ids`` are each document's tokens without special tokens, the pieces that
+    :func:`token_ids` joins. Needs a Hugging Face fast tokenizer; tokenized once per machine.
+    """
+    if not token_cache.is_cacheable(tokenizer):
+        raise TypeError(f"tokenized_dataset needs a Hugging Face fast tokenizer, got {type(tokenizer).__name__}; "
+                        "load one with transformers.AutoTokenizer.from_pretrained(...) or use token_ids")
+    return _tokenized(tokenizer, corpus, split, documents(corpus, split))
+
+
+def _tokenized(tokenizer, corpus: str, split: str, docs: list[dict]):
+    return token_cache.tokenized(token_cache.text_dataset(docs, split), tokenizer, desc=f"Tokenizing {corpus} {split}")
 
 
 # ---------------------------------------------------------------- tokens
@@ -236,7 +251,7 @@ def as_dataset(corpus: str, split: str):
 
 def _encode(tokenizer, texts: list[str]) -> list[list[int]]:
     """Token ids of each text, without BOS/EOS."""
-    return tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return token_cache.encode(tokenizer, texts)
 
 
 def _token_stream(tokenizer, texts: list[str], max_tokens: int | None) -> list[int]:
@@ -259,30 +274,28 @@ def _token_stream(tokenizer, texts: list[str], max_tokens: int | None) -> list[i
 def token_ids(tokenizer, corpus: str, split: str, max_tokens: int | None = None):
     """The split as one 1-D LongTensor of token ids, cut to ``max_tokens`` if given.
 
-    ``token_ids(tok, c, s, n)`` equals ``token_ids(tok, c, s)[:n]``. A Hugging Face fast
-    tokenizer's streams are cached (in memory and under the course cache folder, keyed by the
-    tokenizer, the split's texts and everything else the ids depend on: see
-    :mod:`course_lib.token_cache`), so a split is tokenized once per machine. Any other
-    tokenizer (a plain callable) is called on every request, and for a prefix only on the
-    documents it needs.
+    ``token_ids(tok, c, s, n)`` equals ``token_ids(tok, c, s)[:n]``. With a Hugging Face fast
+    tokenizer the stream is :func:`tokenized_dataset`'s ``input_ids`` joined, tokenized once per
+    machine (cached under the course cache folder, keyed by the tokenizer, the split's texts and
+    everything else the ids depend on: see :mod:`course_lib.token_cache`). Any other tokenizer
+    (a plain callable) is called on every request, and for a prefix only on the documents it needs.
     """
     import torch
 
     if max_tokens is not None:
         _check_int("max_tokens", max_tokens, 1)
-    texts = [doc["text"] for doc in documents(corpus, split)]
-    full = token_cache.cached_stream(  # None for a tokenizer that cannot be fingerprinted
-        tokenizer, corpus, split, texts, DOCUMENT_SEPARATOR,
-        build=lambda: torch.tensor(_token_stream(tokenizer, texts, None), dtype=torch.long))
-    stream = full if full is not None else _token_stream(tokenizer, texts, max_tokens)
+    docs = documents(corpus, split)
+    if token_cache.is_cacheable(tokenizer):
+        separator = _encode(tokenizer, [DOCUMENT_SEPARATOR])[0]
+        stream = token_cache.token_stream(_tokenized(tokenizer, corpus, split, docs), separator)
+    else:
+        stream = torch.tensor(_token_stream(tokenizer, [doc["text"] for doc in docs], max_tokens), dtype=torch.long)
     if max_tokens is not None and len(stream) < max_tokens:
         raise ValueError(
             f"the {corpus!r} {split!r} split has only {len(stream)} tokens, fewer than "
             f"max_tokens={max_tokens}; ask for at most {len(stream)} tokens"
         )
-    if full is not None:
-        return full[:max_tokens].clone()  # a copy: callers may change it, the cached stream stays
-    return torch.tensor(stream[:max_tokens], dtype=torch.long)
+    return stream[:max_tokens].clone() if max_tokens is not None else stream
 
 
 def calibration_batches(tokenizer, corpus: str = "wiki", n_samples: int = 128,

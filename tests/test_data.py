@@ -313,37 +313,7 @@ def test_missing_stdlib_sources_raise(tmp_path, monkeypatch):
         data.documents("code", "calib")
 
 
-# ---------------------------------------------------------------- the token-stream cache
-
-
-@pytest.fixture
-def fresh_cache(tmp_path, monkeypatch):
-    """An empty course cache folder and an empty in-memory memo; counts how often a split is tokenized."""
-    from course_lib import models, token_cache
-
-    monkeypatch.setenv(models.CACHE_ENV_VAR, str(tmp_path / "cache"))
-    token_cache.clear_memory()
-    builds = []
-    real = data._token_stream
-
-    def counting(tokenizer, texts, max_tokens):
-        builds.append(len(texts))
-        return real(tokenizer, texts, max_tokens)
-
-    monkeypatch.setattr(data, "_token_stream", counting)
-    yield builds
-    token_cache.clear_memory()
-
-
-def _cache_files():
-    from course_lib import token_cache
-
-    folder = token_cache.cache_folder()
-    return sorted(folder.glob("*.bin")) if folder.is_dir() else []
-
-
-def _fake_documents(monkeypatch, texts):
-    monkeypatch.setattr(data, "documents", lambda corpus, split: [{"title": f"t{i}", "text": t} for i, t in enumerate(texts)])
+# ---------------------------------------------------------------- datasets and the token cache
 
 
 def _direct(tokenizer, texts):
@@ -355,26 +325,148 @@ def _direct(tokenizer, texts):
     return out
 
 
-def test_cache_hit_returns_identical_ids(tokenizer, fresh_cache):
+# The pinned perplexity protocol reads the wiki eval stream, and the shipped wiki file never changes:
+# these ids must never change. SHA-256 of the ids as little-endian int32, as the hand-written token
+# cache of commit 5a732c8 stored them (code and SQL follow the machine's Python and PostgreSQL).
+WIKI_STREAMS = {"eval": (162802, "5f0732ec56de97ebd721b85cef792a33643debb71f3ad31b2c4a3433016344bc"),
+                "calib": (555151, "035a7b1d9862a1f3e24adf84635a5af774d39386530b8e4b28a2aa286fee6610")}
+
+
+@pytest.mark.parametrize("split", data.SPLITS)
+def test_wiki_token_ids_are_the_pinned_ones(tokenizer, split):
+    import hashlib
+
+    ids = data.token_ids(tokenizer, "wiki", split)
+    n_tokens, sha256 = WIKI_STREAMS[split]
+    assert ids.numel() == n_tokens
+    assert hashlib.sha256(ids.to(torch.int32).numpy().astype("<i4").tobytes()).hexdigest() == sha256
+
+
+def test_tokenized_dataset_holds_each_documents_ids(tokenizer):
+    docs = data.documents("code", "eval")
+    dataset = data.tokenized_dataset(tokenizer, "code", "eval")
+    assert dataset.column_names == ["title", "text", "input_ids"] and len(dataset) == len(docs)
+    for row, doc in zip(dataset, docs):
+        assert row["title"] == doc["title"] and row["text"] == doc["text"]
+        assert row["input_ids"] == tokenizer(doc["text"], add_special_tokens=False)["input_ids"], doc["title"]
+    assert data.token_ids(tokenizer, "code", "eval").tolist() == _direct(tokenizer, [d["text"] for d in docs])
+    # a learner's filter and map work on it like on any other dataset
+    long_ones = dataset.filter(lambda row: len(row["input_ids"]) > 10_000)
+    assert 0 < len(long_ones) < len(dataset) and all(len(ids) > 10_000 for ids in long_ones["input_ids"])
+    counted = dataset.map(lambda row: {"n_tokens": len(row["input_ids"])})
+    assert sum(counted["n_tokens"]) == sum(len(ids) for ids in dataset["input_ids"])
+
+
+def test_tokenized_dataset_needs_a_hugging_face_tokenizer(tokenizer):
+    with pytest.raises(TypeError, match=r"needs a Hugging Face fast tokenizer, got function.*AutoTokenizer"):
+        data.tokenized_dataset(lambda texts, **kwargs: tokenizer(texts, **kwargs), "code", "eval")
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """An empty course cache folder; counts how often a split is tokenized (separator calls aside)."""
+    from course_lib import models, token_cache
+
+    monkeypatch.setenv(models.CACHE_ENV_VAR, str(tmp_path / "cache"))
+    builds = []
+    real = token_cache.encode
+
+    def counting(tokenizer, texts):
+        if list(texts) != [data.DOCUMENT_SEPARATOR]:
+            builds.append(len(texts))
+        return real(tokenizer, texts)
+
+    # token_cache's map function looks `encode` up when it runs, so this patch is no part of its fingerprint
+    monkeypatch.setattr(token_cache, "encode", counting)
+    return builds
+
+
+def _cache_files(kind="cache-"):
+    """The Arrow files of the cache folder: token files (``cache-*``) or documents (``generator-*``)."""
     from course_lib import token_cache
 
+    folder = token_cache.cache_folder()
+    return sorted(folder.rglob(f"{kind}*.arrow")) if folder.is_dir() else []
+
+
+def _fake_documents(monkeypatch, texts):
+    monkeypatch.setattr(data, "documents", lambda corpus, split: [{"title": f"t{i}", "text": t} for i, t in enumerate(texts)])
+
+
+def test_cache_hit_returns_identical_ids(tokenizer, fresh_cache):
     first = data.token_ids(tokenizer, "code", "eval")
-    assert fresh_cache == [len(data.documents("code", "eval"))], "a cold cache tokenizes the split once"
-    assert len(_cache_files()) == 1
-    again = data.token_ids(tokenizer, "code", "eval")  # from memory
-    token_cache.clear_memory()
-    from_disk = data.token_ids(tokenizer, "code", "eval")  # from the file
+    assert fresh_cache == [len(data.documents("code", "eval"))], "a cold cache tokenizes the split once, in one batch"
+    assert len(_cache_files()) == 1 and len(_cache_files("generator-")) == 1
+    again = data.token_ids(tokenizer, "code", "eval")  # from the files
     prefix = data.token_ids(tokenizer, "code", "eval", max_tokens=1000)
     assert len(fresh_cache) == 1, "a warm cache must not tokenize again"
-    assert torch.equal(first, again) and torch.equal(first, from_disk) and torch.equal(prefix, first[:1000])
-    assert from_disk.dtype == torch.long and from_disk.dim() == 1
-    assert from_disk.tolist() == _direct(tokenizer, [d["text"] for d in data.documents("code", "eval")])
-    # callers get copies: changing one never changes what the next caller gets
+    assert torch.equal(first, again) and torch.equal(prefix, first[:1000])
+    assert again.dtype == torch.long and again.dim() == 1
+    assert again.tolist() == _direct(tokenizer, [d["text"] for d in data.documents("code", "eval")])
+    # callers get their own tensors: changing one never changes what the next caller gets
     expected = first.tolist()
     first[:10] = -1
     again[:10] = -1
     prefix[:10] = -1
     assert data.token_ids(tokenizer, "code", "eval").tolist() == expected
+
+
+CHILD = """
+import json, sys
+from transformers import AutoTokenizer
+from course_lib import data, token_cache
+builds = []
+real = token_cache.encode
+def counting(tokenizer, texts):
+    if list(texts) != [data.DOCUMENT_SEPARATOR]:
+        builds.append(len(texts))
+    return real(tokenizer, texts)
+token_cache.encode = counting
+ids = data.token_ids(AutoTokenizer.from_pretrained(sys.argv[1]), "wiki", "eval")
+print(json.dumps({"builds": len(builds), "ids": ids.tolist()}))
+"""
+
+
+def test_a_new_process_reads_the_cache_instead_of_tokenizing(tokenizer, fresh_cache, tmp_path):
+    """datasets fingerprints the map function and the tokenizer with dill: the hash must be the same in
+    another process, or every notebook would tokenize again."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "tokenizer"
+    tokenizer.save_pretrained(folder)
+    from transformers import AutoTokenizer
+
+    here = data.token_ids(AutoTokenizer.from_pretrained(folder), "wiki", "eval")  # name_or_path as in the child
+    assert len(fresh_cache) == 1
+    result = subprocess.run([sys.executable, "-c", CHILD, str(folder)], env=dict(os.environ), capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    child = json.loads(result.stdout.strip().splitlines()[-1])
+    assert child["builds"] == 0, "another process tokenized again: the map's fingerprint is not stable"
+    assert child["ids"] == here.tolist()
+
+
+def test_nothing_reaches_the_network(tokenizer, fresh_cache, monkeypatch):
+    import socket
+
+    attempts = []
+    real_connect = socket.socket.connect
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            attempts.append(address)
+            raise OSError("tests never reach a network")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    texts = ["Offline, always.", "No hub is asked."]
+    _fake_documents(monkeypatch, texts)
+    assert data.token_ids(tokenizer, "wiki", "eval").tolist() == _direct(tokenizer, texts)
+    assert data.as_dataset("wiki", "calib")["text"] == texts
+    assert attempts == [] and len(fresh_cache) == 1
 
 
 def test_cache_misses_when_the_corpus_text_changes(tokenizer, fresh_cache, monkeypatch):
@@ -388,62 +480,72 @@ def test_cache_misses_when_the_corpus_text_changes(tokenizer, fresh_cache, monke
         _fake_documents(monkeypatch, changed)
         after = data.token_ids(tokenizer, "wiki", "eval")
         assert after.tolist() == _direct(tokenizer, changed), changed
+        assert data.as_dataset("wiki", "eval")["text"] == changed
     assert len(fresh_cache) == 4, "every changed text must be tokenized again, never served from the cache"
     assert len(_cache_files()) == 4
     _fake_documents(monkeypatch, texts)  # back to the first text: its file is still good
     assert torch.equal(data.token_ids(tokenizer, "wiki", "eval"), before) and len(fresh_cache) == 4
-    assert len(data.token_ids(tokenizer, "wiki", "calib")) == len(before) and len(fresh_cache) == 5, \
-        "another split is another key"
+    assert torch.equal(data.token_ids(tokenizer, "wiki", "calib"), before)
 
 
-def test_cache_misses_when_the_tokenizer_changes(tokenizer, fresh_cache, monkeypatch):
+def test_cache_misses_when_the_tokenizer_changes(tokenizer, fresh_cache, monkeypatch, tmp_path):
     import copy
 
-    texts = ["Groupwise quantization of the weights: zzqqxxword appears here.", "and zzqqxxword again"]
+    from tokenizers import normalizers
+    from transformers import AutoTokenizer
+
+    texts = ["Groupwise quantization of the weights: zzqqxxword appears here.", "And zzqqxxword Again, In Capitals"]
     _fake_documents(monkeypatch, texts)
     plain = data.token_ids(tokenizer, "wiki", "eval")
+    seen = {tuple(plain.tolist())}
+
+    def check(changed, builds, why):
+        ids = data.token_ids(changed, "wiki", "eval")
+        assert len(fresh_cache) == builds, why
+        assert ids.tolist() == _direct(changed, texts), why
+        assert tuple(ids.tolist()) not in seen, "the change must change the ids, or this check proves nothing"
+        seen.add(tuple(ids.tolist()))
+
     other = copy.deepcopy(tokenizer)
     other.add_tokens(["zzqqxxword"])
-    changed = data.token_ids(other, "wiki", "eval")
-    assert len(fresh_cache) == 2, "a tokenizer with another vocabulary must not be served the first one's ids"
-    assert changed.tolist() == _direct(other, texts) and not torch.equal(changed, plain)
-    # the same object, changed after its first use, misses too
-    other.add_tokens(["Groupwise"])
-    again = data.token_ids(other, "wiki", "eval")
-    assert len(fresh_cache) == 3 and again.tolist() == _direct(other, texts)
-    assert torch.equal(data.token_ids(tokenizer, "wiki", "eval"), plain) and len(fresh_cache) == 3
+    check(other, 2, "a tokenizer with another vocabulary must not be served the first one's ids")
+    other.add_tokens(["Groupwise"])  # the same object, changed after its first use
+    check(other, 3, "a tokenizer changed in place must not be served its old ids")
+    other.add_tokens(["quant"])  # already in the vocabulary: len(other) stays, the ids change
+    check(other, 4, "add_tokens of a token already in the vocabulary changes the ids, not the length")
+    other.backend_tokenizer.normalizer = normalizers.Lowercase()  # same object, same size, another normalizer
+    check(other, 5, "a normalizer replaced in place changes the ids")
+    # another tokenizer under the same name: a folder rewritten between two loads
+    folder = tmp_path / "tokenizer"
+    tokenizer.save_pretrained(folder)
+    first = AutoTokenizer.from_pretrained(folder)
+    assert data.token_ids(first, "wiki", "eval").tolist() == plain.tolist()
+    builds = len(fresh_cache)
+    changed = copy.deepcopy(first)
+    changed.backend_tokenizer.normalizer = normalizers.Lowercase()
+    changed.save_pretrained(folder)
+    check(AutoTokenizer.from_pretrained(folder), builds + 1, "same name_or_path, another tokenizer")
+    assert torch.equal(data.token_ids(tokenizer, "wiki", "eval"), plain)
 
 
-@pytest.mark.parametrize("damage", ["truncate", "flip_id", "garbage", "empty", "other_key"])
-def test_a_damaged_cache_file_is_rebuilt_not_trusted(tokenizer, fresh_cache, monkeypatch, damage):
-    from course_lib import token_cache
-
+@pytest.mark.parametrize("which", ["cache-", "generator-"])
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_a_damaged_cache_file_is_rebuilt_not_trusted(tokenizer, fresh_cache, monkeypatch, damage, which):
+    """A token file (cache-*.arrow) or a documents file (generator-*.arrow) that does not read as Arrow
+    is built again, with a warning. (datasets keeps no checksum: a file altered in place but still
+    well-formed would be trusted. Its writes are atomic, so an interrupted run cannot leave one.)"""
     texts = ["Cache files are checked before use.", "A damaged one is tokenized again and rewritten."]
     _fake_documents(monkeypatch, texts)
     good = data.token_ids(tokenizer, "wiki", "eval")
-    (path,) = _cache_files()
+    (path,) = _cache_files(which)
     raw = path.read_bytes()
-    if damage == "truncate":
-        path.write_bytes(raw[:-6])
-    elif damage == "flip_id":  # same length, one id changed: only the checksum can tell
-        path.write_bytes(raw[:-4] + bytes([raw[-4] ^ 1]) + raw[-3:])
-    elif damage == "garbage":
-        path.write_bytes(b"not a token file at all")
-    elif damage == "empty":
-        path.write_bytes(b"")
-    else:  # a well-formed file for another text, under this key's name
-        _fake_documents(monkeypatch, ["something else entirely"])
-        data.token_ids(tokenizer, "wiki", "eval")
-        (other_path,) = [p for p in _cache_files() if p != path]
-        path.write_bytes(other_path.read_bytes())
-        _fake_documents(monkeypatch, texts)
-    token_cache.clear_memory()
+    path.write_bytes({"truncate": raw[:-6], "garbage": b"not an arrow file at all", "empty": b""}[damage])
     builds = len(fresh_cache)
-    rebuilt = data.token_ids(tokenizer, "wiki", "eval")
+    with pytest.warns(UserWarning, match=r"does not read .*building it again"):
+        rebuilt = data.token_ids(tokenizer, "wiki", "eval")
     assert len(fresh_cache) == builds + 1, "a damaged file must be tokenized again"
     assert torch.equal(rebuilt, good) and rebuilt.tolist() == _direct(tokenizer, texts)
     assert path.read_bytes() == raw, "the damaged file is replaced by a good one"
-    token_cache.clear_memory()
     assert torch.equal(data.token_ids(tokenizer, "wiki", "eval"), good) and len(fresh_cache) == builds + 1
 
 
@@ -452,15 +554,19 @@ def test_an_unwritable_cache_folder_warns_and_still_tokenizes(tokenizer, fresh_c
 
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
-    monkeypatch.setenv(models.CACHE_ENV_VAR, str(blocker))  # <file>/tokens-v1 cannot be created
+    monkeypatch.setenv(models.CACHE_ENV_VAR, str(blocker))  # <file>/datasets-v1 cannot be created
     texts = ["No cache folder here.", "The ids are still right."]
     _fake_documents(monkeypatch, texts)
-    with pytest.warns(UserWarning, match=r"could not keep the token cache file.*QUANT_COURSE_CACHE"):
+    with pytest.warns(UserWarning, match=r"could not keep the corpus dataset.*QUANT_COURSE_CACHE"):
         ids = data.token_ids(tokenizer, "wiki", "eval")
     assert ids.tolist() == _direct(tokenizer, texts)
+    with pytest.warns(UserWarning, match=r"could not keep"):
+        assert data.as_dataset("wiki", "eval")["text"] == texts
 
 
 def test_a_plain_callable_tokenizer_is_never_cached(tokenizer, fresh_cache, monkeypatch):
+    from course_lib import token_cache
+
     texts = ["A callable without a backend.", "Its ids are computed on every call."]
     _fake_documents(monkeypatch, texts)
 
@@ -469,4 +575,4 @@ def test_a_plain_callable_tokenizer_is_never_cached(tokenizer, fresh_cache, monk
 
     assert data.token_ids(plain, "wiki", "eval").tolist() == _direct(tokenizer, texts)
     assert data.token_ids(plain, "wiki", "eval").tolist() == _direct(tokenizer, texts)
-    assert len(fresh_cache) == 2 and _cache_files() == []
+    assert len(fresh_cache) == 2 and not token_cache.cache_folder().exists()
