@@ -4,6 +4,7 @@
     quant-course eval        print the pinned protocol and the baseline perplexity
     quant-course workspace   copy released notebooks the learner does not have yet
     quant-course lab         prepare, then open JupyterLab on the workspace
+    quant-course check NB    grade your copy of a notebook with the hidden tests (never changes it)
     quant-course release     regenerate notebooks/ from solutions/ (instructors)
 """
 from __future__ import annotations
@@ -103,6 +104,25 @@ def cmd_lab(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from .grading import check_notebook, default_course_root
+
+    root = Path(args.course_root) if args.course_root else default_course_root()
+    notebook = Path(args.notebook)
+    if notebook.suffix != ".ipynb":  # an assignment id: the learner's copy in the workspace
+        notebook = workspace_dir(root) / args.notebook / f"{args.notebook}.ipynb"
+    print(f"grading a copy of {notebook} with every test, hidden ones included (your notebook is not changed); "
+          "this runs the whole notebook ...", flush=True)
+    rows = check_notebook(notebook, root)
+    width = max(len(row.grade_id) for row in rows)
+    for row in rows:
+        line = f"{row.grade_id:<{width}}  {row.score:g} / {row.max_score:g}"
+        print(line + (f"   {row.message.splitlines()[0][:300]}" if row.message else ""))
+    total, best = sum(r.score for r in rows), sum(r.max_score for r in rows)
+    print(f"{'total':<{width}}  {total:g} / {best:g}")
+    return 0
+
+
 def cmd_release(args) -> int:
     from .grading import release_all
 
@@ -125,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab = sub.add_parser("lab", help="prepare, then open JupyterLab on the workspace; "
                          "further arguments go to jupyter lab (e.g. --no-browser --port 8890)")
     lab.set_defaults(run=cmd_lab)
+    check = sub.add_parser("check", help="grade your copy of a notebook with the hidden tests (never changes it)")
+    check.add_argument("notebook", help="your notebook (workspace/01_absmax/01_absmax.ipynb) or an assignment id (01_absmax)")
+    check.set_defaults(run=cmd_check)
     sub.add_parser("release", help="regenerate notebooks/ from solutions/").set_defaults(run=cmd_release)
     return parser
 

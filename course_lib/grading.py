@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,3 +164,102 @@ def manual_cell_ids(notebook_path: Path) -> list[str]:
         for c in cells
         if c.get("metadata", {}).get("nbgrader", {}).get("grade") and c["metadata"]["nbgrader"].get("solution")
     ]
+
+
+# ---------------------------------------------------------------- the learner's own work
+
+def _refuse(*args, **kwargs):
+    raise NotImplementedError("MESSAGE")  # the constant is replaced by the exercise's message
+
+
+@contextmanager
+def own_work(exercise: str, *functions):
+    """While open, each of ``functions`` (library functions that compute what the exercise asks)
+    raises NotImplementedError saying so, however the learner reached it (a module attribute, a
+    name imported into the notebook, a call inside another library function).
+
+    Test cells wrap the call of the learner's answer in it and compute their reference outside it:
+
+        with grading.own_work("absmax_quantize", _quantize.absmax_quantize, _quantize.absmax_params):
+            q, scale = absmax_quantize(x)
+
+    It swaps each function's code object (``__code__``) for the span of the block, so every
+    reference to the function object is covered; decorated functions are reached through
+    ``__wrapped__``. Restored on exit, also when the block raises.
+    """
+    swapped = []
+    try:
+        for function in functions:
+            target = function
+            while hasattr(target, "__wrapped__"):  # functools.wraps decorators (torch.no_grad, ...)
+                target = target.__wrapped__
+            if target.__code__.co_freevars:
+                raise TypeError(f"own_work cannot guard {target.__qualname__}, a closure; guard what calls it.")
+            message = (f"This exercise asks you to write {exercise} yourself, and your code called "
+                       f"{target.__module__}.{target.__qualname__}, which computes the same thing. Use torch "
+                       "operations and the functions you wrote in earlier exercises (the notebook's first "
+                       "cell says what graded cells may use).")
+            code = _refuse.__code__
+            consts = tuple(message if c == "MESSAGE" else c for c in code.co_consts)
+            swapped.append((target, target.__code__))
+            target.__code__ = code.replace(co_consts=consts, co_name=target.__code__.co_name)
+        yield
+    finally:
+        for target, original in reversed(swapped):
+            target.__code__ = original
+
+
+def own(answer, *library_functions):
+    """``answer`` (a learner's function) wrapped so that each call runs inside :func:`own_work`:
+    the library functions that do what it should do itself raise while it runs.
+
+        absmax_quantize_ = grading.own(absmax_quantize, _quantize.absmax_quantize, _quantize.absmax_params)
+        q, scale = absmax_quantize_(x)
+    """
+    def guarded(*args, **kwargs):
+        with own_work(getattr(answer, "__name__", "this function"), *library_functions):
+            return answer(*args, **kwargs)
+
+    return guarded
+
+
+# ---------------------------------------------------------------- feedback for a learner on their own
+
+@dataclass(frozen=True)
+class CheckedCell:
+    grade_id: str
+    score: float
+    max_score: float
+    message: str  # the failing test's error, "" when it passed
+
+
+def _errors(notebook_path: Path) -> dict[str, str]:
+    """grade_id -> "ErrorName: message" of each cell of an executed notebook that raised."""
+    found = {}
+    for cell in json.loads(Path(notebook_path).read_text())["cells"]:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        for output in cell.get("outputs", []):
+            if grade_id and output.get("output_type") == "error":
+                found[grade_id] = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".strip()
+    return found
+
+
+def check_notebook(notebook: Path, course_root: Path | None = None) -> list[CheckedCell]:
+    """Grade a copy of a learner's ``notebook`` with the full (hidden) tests, in a scratch course.
+
+    The assignment is the notebook's name (``01_absmax.ipynb`` -> ``01_absmax``). The learner's
+    file is only read. Returns one row per auto-graded cell, in notebook order.
+    """
+    notebook = Path(notebook)
+    root = Path(course_root) if course_root is not None else default_course_root()
+    known = assignments(root)
+    if notebook.suffix != ".ipynb" or not notebook.is_file():
+        raise FileNotFoundError(f"{notebook} is not a notebook file; pass your copy, e.g. workspace/01_absmax/01_absmax.ipynb.")
+    if notebook.stem not in known:
+        raise ValueError(f"{notebook.name} is no assignment of this course; its name must be one of {known} (.ipynb).")
+    with tempfile.TemporaryDirectory(prefix="quant-course-check-") as tmp:
+        grades = autograde_round_trip(root, notebook.stem, {"you": notebook}, Path(tmp))["you"]
+        errors = _errors(Path(tmp) / "autograded" / "you" / notebook.stem / notebook.name)
+    order = graded_cell_ids(root / SOURCE_DIR / notebook.stem / f"{notebook.stem}.ipynb")
+    return [CheckedCell(g, grades[g].score, grades[g].max_score, errors.get(g, "") if grades[g].score < grades[g].max_score
+                        else "") for g in order if g in grades]

@@ -36,25 +36,32 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(_threads)
 
 # Seconds each assignment's autograde round trip took with one thread (ci budget, 2-core x86_64,
-# 2026-12-07). Under xdist (--dist loadgroup) the round trips are split into one group per
-# worker, longest first onto the least loaded (LPT), so that the workers finish together; every
-# other test is handed to whichever worker is free. An assignment not listed counts as 60 s.
+# 2026-12-07), and its mutation run (tests/test_mutants.py). Under xdist (--dist loadgroup) these
+# long tests are split into one group per worker, longest first onto the least loaded (LPT), so
+# that the workers finish together; every other test is handed to whichever worker is free. One
+# not listed counts as 60 s.
 ROUND_TRIP_SECONDS = {"05_gptq": 370, "08_calibration": 300, "06_awq": 220, "07_mixed_precision": 125,
                       "04_activations": 90, "03_granularity": 80, "01_absmax": 50, "02_zero_point": 45,
                       "09_triton_kernels": 35, "00_memory_math": 30}
+MUTATION_SECONDS = {"01_absmax": 70}
+LONG_TESTS = {"test_autograde_round_trip": ROUND_TRIP_SECONDS, "test_mutants_lose_points": MUTATION_SECONDS}
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
-    round_trips = [item for item in items if item.originalname == "test_autograde_round_trip"]
-    if workers < 2 or not round_trips:
+    long = [item for item in items if item.originalname in LONG_TESTS]
+    if workers < 2 or not long:
         return
+
+    def seconds(item):
+        return LONG_TESTS[item.originalname].get(item.callspec.params["assignment"], 60)
+
     load = [0.0] * workers
-    for item in sorted(round_trips, key=lambda i: -ROUND_TRIP_SECONDS.get(i.callspec.params["assignment"], 60)):
+    for item in sorted(long, key=lambda i: -seconds(i)):
         worker = load.index(min(load))
-        load[worker] += ROUND_TRIP_SECONDS.get(item.callspec.params["assignment"], 60)
-        item.add_marker(pytest.mark.xdist_group(f"round-trips-{worker}"))
+        load[worker] += seconds(item)
+        item.add_marker(pytest.mark.xdist_group(f"long-{worker}"))
 
 
 @pytest.fixture(scope="session")
