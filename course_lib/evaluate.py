@@ -45,6 +45,13 @@ def describe_protocol() -> str:
     return "\n".join(f"{k:>22}: {v}" for k, v in PROTOCOL.items())
 
 
+def perplexity_from_nll(nll_sum: float, n_predictions: int) -> float:
+    """``exp(nll_sum / n_predictions)``: the perplexity of summed negative log-likelihoods, as a Python float."""
+    if n_predictions <= 0:
+        raise ValueError(f"n_predictions must be positive, got {n_predictions}.")
+    return math.exp(float(nll_sum) / n_predictions)
+
+
 def nll_of_window(model, input_ids: torch.Tensor) -> tuple[float, int]:
     """Summed negative log-likelihood of ``input_ids[1:]`` given its prefix, and its count.
 
@@ -94,4 +101,4 @@ def perplexity(
                 total_count += count
     finally:
         model.train(was_training)
-    return math.exp(total_nll / total_count)
+    return perplexity_from_nll(total_nll, total_count)
