@@ -42,8 +42,9 @@ def test_mutants_lose_points(assignment):
 
 
 def test_the_runner_agrees_with_nbgrader(tmp_path):
-    """One mutant put into the solution notebook and graded by nbgrader autograde: it loses exactly the points
-    of the exercise the runner says it loses (and no others)."""
+    """One mutant put into the solution notebook and graded by nbgrader autograde: it loses the points of the
+    exercise the runner says it loses; any other loss is in a later exercise that calls the mutated function (the
+    runner does not charge those: it is conservative)."""
     assignment, exercise, name = "01_absmax", "absmax_quantize", "truncates instead of rounding"
     [outcome] = run_mutants(assignment, {exercise: {name: load_mutants(assignment)[exercise][name]}})
     assert outcome.caught_by == "visible"
@@ -54,5 +55,7 @@ def test_the_runner_agrees_with_nbgrader(tmp_path):
     mutated = tmp_path / f"{assignment}.ipynb"
     mutated.write_text(json.dumps(nb))
     grades = grading.autograde_round_trip(REPO, assignment, {"mutant": mutated}, tmp_path / "course")["mutant"]
-    lost = sorted(gid for gid, g in grades.items() if g.score < g.max_score)
-    assert lost == [f"test_{exercise}"], lost
+    order = grading.graded_cell_ids(solution)
+    lost = [gid for gid in order if grades[gid].score < grades[gid].max_score]
+    assert lost and lost[0] == f"test_{exercise}", lost
+    assert all(order.index(gid) > order.index(f"test_{exercise}") for gid in lost[1:]), lost
