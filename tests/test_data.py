@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from course_lib import calibration, data
+from course_lib.calibration import locate
 
 HAS_SQL = data.sql_share_dir() is not None
 # The SQL corpus is PostgreSQL's own scripts, read in place: machines without PostgreSQL skip it.
@@ -26,16 +27,6 @@ def tokenizer(model_and_tokenizer):
 def calib_tokens(tokenizer):
     """The whole wiki calib token stream."""
     return data.token_ids(tokenizer, "wiki", "calib")
-
-
-def find_slice(stream: torch.Tensor, window: torch.Tensor) -> int:
-    """Start of the first occurrence of ``window`` as a contiguous slice of ``stream``, or -1."""
-    haystack = stream.to(torch.int32).numpy().tobytes()
-    needle = window.to(torch.int32).numpy().tobytes()
-    start = haystack.find(needle)
-    while start > 0 and start % 4:  # a match must begin on a token boundary (4 bytes per token)
-        start = haystack.find(needle, start + 1)
-    return start // 4 if start >= 0 else -1
 
 
 # ---------------------------------------------------------------- documents
@@ -224,7 +215,7 @@ def test_calibration_batches_are_deterministic_per_seed(tokenizer):
 
 def test_every_window_is_a_slice_of_the_calib_stream(tokenizer, calib_tokens):
     batch = data.calibration_batches(tokenizer, n_samples=128, seq_len=512, seed=0)
-    starts = [find_slice(calib_tokens, window) for window in batch]
+    starts = [locate(window, calib_tokens) for window in batch]  # tested in test_calibration
     assert -1 not in starts
     assert len(set(starts)) > 100  # windows are spread out, not one repeated slice
 
@@ -232,7 +223,7 @@ def test_every_window_is_a_slice_of_the_calib_stream(tokenizer, calib_tokens):
 def test_windows_never_come_from_the_eval_split(tokenizer):
     eval_tokens = data.token_ids(tokenizer, "wiki", "eval")
     batch = data.calibration_batches(tokenizer, n_samples=16, seq_len=256, seed=3)
-    assert all(find_slice(eval_tokens, window) == -1 for window in batch)
+    assert all(locate(window, eval_tokens) == -1 for window in batch)
 
 
 # ---------------------------------------------------------------- bad inputs
