@@ -1,7 +1,7 @@
 """Measure two ways of caching the course's tokenized corpora: speed and invalidation.
 
     python benchmarks/tokenize_cache.py                # both routes, every corpus this machine has
-    python benchmarks/tokenize_cache.py --repeats 5 --scratch /tmp/tokenize-cache-bench
+    python benchmarks/tokenize_cache.py --repeats 5            # cache folders in a new temporary folder
 
 Routes:
 
