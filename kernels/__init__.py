@@ -29,12 +29,18 @@ import sys
 def _defer_to_the_installed_kernels() -> None:
     """Imported as the top-level ``kernels``: hand the import over to the installed one.
 
-    This happens when the repository root is on ``sys.path`` (``python -m ...`` or a
-    notebook server started there): this folder is found before site-packages. transformers
-    5 imports the PyPI distribution ``kernels`` (``from kernels import ...``), so the import
-    must get that package, never this folder. The import system returns whatever
-    ``sys.modules[name]`` holds once this file has run, so loading the installed package in
-    its place is enough; with none installed, ``import kernels`` fails as it should.
+    This happens when the repository root is on ``sys.path`` (``python -m ...``, ``python -m
+    pytest`` or a notebook server started there): this folder is found before site-packages.
+    transformers 5 imports the PyPI distribution ``kernels`` (``from kernels import ...``), so
+    the import must get that package, never this folder. The import system returns whatever
+    ``sys.modules[name]`` holds once this file has run, so loading the installed package in its
+    place is enough.
+
+    With none installed, ``import kernels`` gets an empty stand-in: no ``__file__`` and no
+    ``__version__``, which transformers reads as "not installed" (it finds this folder, sees no
+    distribution, imports it and checks both), while raising here would break ``import
+    transformers`` itself (seen on an H100 machine with transformers 5.17 and no ``kernels``).
+    Any name taken from the stand-in raises ImportError saying what this folder is.
     """
     from importlib.machinery import PathFinder
     from pathlib import Path
@@ -43,13 +49,28 @@ def _defer_to_the_installed_kernels() -> None:
     elsewhere = [p for p in sys.path if Path(p or ".").resolve() != root]
     spec = PathFinder.find_spec(__name__, elsewhere)
     if spec is None or spec.loader is None:
-        raise ModuleNotFoundError(
-            f"No module named {__name__!r}: the folder {Path(__file__).parent} is the course's Triton "
-            "kernels, importable only as `course_lib.kernels` (pip install -e the repository)",
-            name=__name__)
+        sys.modules[__name__] = _not_installed(__name__, Path(__file__).parent)
+        return
     module = importlib.util.module_from_spec(spec)
     sys.modules[__name__] = module
     spec.loader.exec_module(module)
+
+
+def _not_installed(name: str, folder) -> "types.ModuleType":
+    """The stand-in for a top-level ``kernels`` that is not installed (see above)."""
+    import types
+
+    stand_in = types.ModuleType(name, "No distribution named kernels is installed; this is a stand-in.")
+    message = (f"cannot import from {name!r}: no distribution {name!r} is installed, and the folder {folder} is "
+               "the course's Triton kernels, importable only as `course_lib.kernels` (pip install -e the repository)")
+
+    def __getattr__(attribute: str):
+        if attribute.startswith("__"):  # getattr(module, "__version__", default) must see AttributeError
+            raise AttributeError(attribute)
+        raise ImportError(message, name=name)
+
+    stand_in.__getattr__ = __getattr__
+    return stand_in
 
 
 if __name__ != "course_lib.kernels":

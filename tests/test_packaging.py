@@ -31,23 +31,49 @@ LlamaForCausalLM(LlamaConfig(hidden_size=64, num_hidden_layers=1, intermediate_s
                              num_attention_heads=4, num_key_value_heads=2))
 try:
     import kernels
-    print(kernels.__file__)
+    print(getattr(kernels, "__file__", None) or "stand-in")
 except ModuleNotFoundError as err:
     print("ModuleNotFoundError", err.name)
+"""
+# The same where no `kernels` distribution is installed (as on a GPU machine with transformers 5.17, where
+# `python -m pytest` from the root once broke `import transformers`): the installed package and its metadata
+# are hidden from this process before anything imports them.
+_WITHOUT_THE_DISTRIBUTION = """
+import importlib.machinery, importlib.metadata
+_find_spec, _version = importlib.machinery.PathFinder.find_spec, importlib.metadata.version
+def find_spec(name, path=None, target=None):
+    return None if name == "kernels" and path is not None else _find_spec(name, path, target)
+def version(name):
+    if name == "kernels":
+        raise importlib.metadata.PackageNotFoundError(name)
+    return _version(name)
+importlib.machinery.PathFinder.find_spec, importlib.metadata.version = staticmethod(find_spec), version
+from transformers import LlamaConfig, LlamaForCausalLM
+LlamaForCausalLM(LlamaConfig(hidden_size=64, num_hidden_layers=1, intermediate_size=128, vocab_size=100,
+                             num_attention_heads=4, num_key_value_heads=2))
+import kernels
+assert getattr(kernels, "__file__", None) is None and getattr(kernels, "__version__", "N/A") == "N/A"
+try:
+    from kernels import get_kernel
+except ImportError as err:
+    print(err)
 """
 
 
 def test_repository_root_on_sys_path_never_shadows_the_kernels_distribution(repo, tmp_path):
     """From the repository root (on sys.path as the current folder, as `python -m` and notebook
     servers put it), transformers builds a Llama model, `import kernels` is the installed
-    distribution (or fails where none is installed), and `python -m course_lib.cli prepare` works."""
+    distribution (or, where none is installed, a stand-in that transformers reads as absent), and `python -m course_lib.cli prepare` works."""
     done = subprocess.run([sys.executable, "-c", _LLAMA_THEN_KERNELS], capture_output=True, text=True, cwd=repo)
     assert done.returncode == 0, done.stderr[-3000:]
     found = done.stdout.strip().splitlines()[-1]
     if _installed("kernels"):
         assert found.endswith("__init__.py") and Path(found).parent != repo / "kernels", found
     else:
-        assert found == "ModuleNotFoundError kernels", found
+        assert found == "stand-in", found
+    done = subprocess.run([sys.executable, "-c", _WITHOUT_THE_DISTRIBUTION], capture_output=True, text=True, cwd=repo)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "importable only as `course_lib.kernels`" in done.stdout, done.stdout
 
     env = {**os.environ, "QUANT_COURSE_WORKSPACE": str(tmp_path / "workspace")}
     done = subprocess.run([sys.executable, "-m", "course_lib.cli", "prepare"], capture_output=True, text=True,
