@@ -18,7 +18,10 @@ The paper's three tricks make it fast and stable, all kept here:
 3. Damping: λ = damp_percent · mean(diag H) on the diagonal.
 
 Groups: a group's scale and zero point are fitted when its first column is reached,
-on the weights as updated so far. Act-order processes columns by decreasing diag(H);
+on the weights as updated so far (``grid_from="updated"``: the lazy batches then only reorder the
+arithmetic, so the result does not depend on ``block_size``). The authors' code fits it on the
+weights as they stood when the block began (``grid_from="block_start"``), which does depend on
+``block_size``; benchmarks/gptq_seeds.py compares the two over calibration seeds. Act-order processes columns by decreasing diag(H);
 groups are then consecutive in that order, and ``g_idx`` records each original column's
 group, which is how ``QuantLinear`` decodes it.
 
@@ -126,20 +129,23 @@ def _original_columns(x, inv_perm):
 def gptq_quantize(
     W: torch.Tensor, H: torch.Tensor, n_bits: int = 4, group_size: int | str = 64, symmetric: bool = False,
     block_size: int = 128, damp_percent: float = 0.01, act_order: bool = False, retry_damping: bool = True,
-    scale_dtype: torch.dtype = torch.float16, name: str = "layer",
+    scale_dtype: torch.dtype = torch.float16, name: str = "layer", grid_from: str = "updated",
 ) -> GPTQResult:
     """Quantize ``W`` [out, in] with GPTQ against the Hessian ``H`` [in, in] (float32 unless given float64).
 
     Rows are independent given H, so several layers that read the same input (q, k, v) can be
     quantized in one call on their stacked weights. Internally W is held transposed, [in, out],
-    so that each column is one contiguous row.
+    so that each column is one contiguous row. ``grid_from``: which weights a group's grid is
+    fitted on, "updated" (as updated so far) or "block_start" (as the lazy batch began; the
+    authors' code).
     """
+    check_grid_from(grid_from)
     grid = GridSpec(n_bits, group_size, symmetric, scale_dtype)
     dtype = torch.float64 if W.dtype == torch.float64 else torch.float32
     W, H, perm = _prepare(W.to(dtype), H.to(dtype), grid, act_order)
     U, damp = inverse_hessian_factor(H, damp_percent, retry_damping, name)  # (H + λI)⁻¹ = Uᵀ U
     with _one_thread():
-        codes, W_hat, scale, zero_point = _solve(W, U, grid, block_size)
+        codes, W_hat, scale, zero_point = _solve(W, U, grid, block_size, grid_from)
     return _finish(codes, W_hat, scale, zero_point, perm, grid, damp)
 
 
@@ -154,7 +160,15 @@ def _one_thread():
         torch.set_num_threads(threads)
 
 
-def _solve(W: torch.Tensor, U: torch.Tensor, grid: GridSpec, block_size: int):
+GRID_FROM = ("updated", "block_start")
+
+
+def check_grid_from(grid_from: str) -> None:
+    if grid_from not in GRID_FROM:
+        raise ValueError(f"grid_from must be one of {GRID_FROM}, got {grid_from!r}.")
+
+
+def _solve(W: torch.Tensor, U: torch.Tensor, grid: GridSpec, block_size: int, grid_from: str = "updated"):
     """The column loop of :func:`gptq_quantize` on prepared W [out, in] (float32 or float64) and U.
 
     Returns ``(codes [out, in], W_hat [out, in], scale [rows, n_groups], zero_point or None)``.
@@ -168,7 +182,10 @@ def _solve(W: torch.Tensor, U: torch.Tensor, grid: GridSpec, block_size: int):
         q = clamp(round(w / step) + offset),   w_hat = (q - offset) * step,
         err = (w - w_hat) / U_jj,              W1[i+1:] -= U1[i, i+1:] ⊗ err
 
-    so the result is the same to the bit, whatever the dtype, grid or block size.
+    so the result is the same to the bit, whatever the dtype, grid or block size. With
+    ``grid_from="block_start"`` a group's grid is fitted on a copy of the block taken before its
+    first column (and, for a group running past the block, on the later columns without this
+    block's pending update), as the authors' code does.
     """
     out_features, n_in = W.shape
     dtype, group_len = W.dtype, grid.group_len(n_in)
@@ -183,6 +200,7 @@ def _solve(W: torch.Tensor, U: torch.Tensor, grid: GridSpec, block_size: int):
         W1 = Wt[i1:i2]  # [count, out]: this block, kept up to date column by column (a view: updated in place)
         Err1 = torch.empty_like(W1)  # [count, out]: scaled errors, row i set at column i; applied to Wt[i2:]
         U1 = U[i1:i2, i1:i2]
+        W1_start = W1.clone() if grid_from == "block_start" else None  # [count, out]: the block as it began
         # the views each column works on: rows [out] of W1, codes, W_hat and Err1, row i of U1 as a
         # column [count, 1] (to broadcast against err), and the pivot U_jj (0-dim)
         views = zip(W1.unbind(), codes[i1:i2].unbind(), W_hat[i1:i2].unbind(), Err1.unbind(),
@@ -191,9 +209,14 @@ def _solve(W: torch.Tensor, U: torch.Tensor, grid: GridSpec, block_size: int):
             j = i1 + i
             if j % group_len == 0:  # a group starts: fit its grid on the columns as updated so far
                 end = j + group_len
-                group = W1[i:min(end, i2) - i1]  # [<= group_len, out]
-                if end > i2:  # columns past this block still owe it the pending update
-                    group = torch.cat([group, Wt[i2:end] - U[i1:j, i2:end].T @ Err1[:i]])  # [group_len, out]
+                if W1_start is not None:  # the authors' choice: the weights as the block began
+                    group = W1_start[i:min(end, i2) - i1]  # [<= group_len, out]
+                    if end > i2:
+                        group = torch.cat([group, Wt[i2:end]])  # [group_len, out]
+                else:
+                    group = W1[i:min(end, i2) - i1]  # [<= group_len, out]
+                    if end > i2:  # columns past this block still owe it the pending update
+                        group = torch.cat([group, Wt[i2:end] - U[i1:j, i2:end].T @ Err1[:i]])  # [group_len, out]
                 scale, zero_point = grid.fit(group.T)  # [rows, 1]
                 scales.append(scale)
                 zero_points.append(zero_point)
@@ -258,6 +281,8 @@ class GPTQConfig(GridConfig):
     true_sequential: inside a block, collect each stage's H after the stages before it are
                      quantized (q/k/v, then o, then gate/up, then down); one extra block pass per stage
     batch_size:      calibration sequences per forward chunk
+    grid_from:       fit each group's grid on the weights "updated" so far (the default) or as they
+                     stood at the "block_start" (the authors' code); see gptq_quantize
     retry_damping:   on a singular H, retry with 10x damping (with a warning) instead of failing
     """
 
@@ -267,6 +292,7 @@ class GPTQConfig(GridConfig):
     true_sequential: bool = False
     batch_size: int = 8
     retry_damping: bool = True
+    grid_from: str = "updated"
     needs_calib = True  # a class constant, not a setting
 
     def __post_init__(self):
@@ -280,6 +306,7 @@ class GPTQConfig(GridConfig):
         for field in ("act_order", "true_sequential", "retry_damping"):
             if not isinstance(getattr(self, field), bool):
                 raise ValueError(f"{field} must be True or False, got {getattr(self, field)!r}.")
+        check_grid_from(self.grid_from)
 
 
 def _quantize_stage(block, names, H, config, on_layer, results):
@@ -294,7 +321,7 @@ def _quantize_stage(block, names, H, config, on_layer, results):
         W = torch.cat([linears[i].weight.detach() for i in members])  # [sum of out, in]
         stacked = gptq_quantize(W, H, config.n_bits, config.group_size, config.symmetric, config.block_size,
                                 config.damp_percent, config.act_order, config.retry_damping,
-                                name="+".join(qualified[i] for i in members))
+                                name="+".join(qualified[i] for i in members), grid_from=config.grid_from)
         start = 0
         for i in members:
             linear, end = linears[i], start + linears[i].out_features

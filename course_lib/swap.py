@@ -17,9 +17,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 
+def matches(name: str, fragments: tuple[str, ...]) -> bool:
+    """True when one of ``fragments`` occurs in the qualified name ``name`` (substring match)."""
+    return any(fragment in name for fragment in fragments)
+
+
 def is_skipped(name: str, skip: tuple[str, ...]) -> bool:
-    """True when a fragment of ``skip`` occurs in the qualified name ``name`` (substring match)."""
-    return any(fragment in name for fragment in skip)
+    """True when a fragment of ``skip`` occurs in the qualified name ``name``."""
+    return matches(name, skip)
 
 
 def check_skip(skip) -> tuple[str, ...]:
@@ -55,7 +60,7 @@ class Selection:
             return False
         if self.only is None:
             return True
-        return bool(self.only(name)) if callable(self.only) else is_skipped(name, self.only)
+        return bool(self.only(name)) if callable(self.only) else matches(name, self.only)
 
 
 Select = Union[Selection, tuple[str, ...]]  # a Selection, or skip fragments alone

@@ -12,7 +12,7 @@ from course_lib.input_stats import HessianAccumulator
 from course_lib.probes import hessians_by_position
 from course_lib.quant_io import load_quantized, save_quantized
 from course_lib.quant_linear import QuantLinear
-from course_lib.quantize import quantize
+from course_lib.quantize import dequantize, quantize, quantize_with
 from support import random_ids
 
 
@@ -47,6 +47,52 @@ def test_fast_path_matches_the_slow_reference(group_size, block_size, act_order,
     # the float32 path lands on the same codes for almost every weight
     fast32 = gptq_quantize(W, H, 4, group_size, symmetric, block_size=block_size, act_order=act_order)
     assert (fast32.q != slow.q).float().mean() < 0.01
+
+
+def block_start_gptq(W, H, n_bits, group_size, block_size, damp_percent=0.01):
+    """The authors' loop, written plainly in float64: lazy batches, and each group's grid fitted on W as the
+    block began (W1 is a copy; W itself gets the block's updates only when the block is done)."""
+    from course_lib.quantize import GridSpec
+
+    grid = GridSpec(n_bits, group_size, False, torch.float16)
+    W = W.double().clone()
+    U = inverse_hessian_factor(H.double(), damp_percent)[0]
+    W_hat = torch.zeros_like(W)
+    for i1 in range(0, W.shape[1], block_size):
+        i2 = min(i1 + block_size, W.shape[1])
+        W1, Err1 = W[:, i1:i2].clone(), torch.zeros(W.shape[0], i2 - i1, dtype=W.dtype)
+        for i in range(i2 - i1):
+            j = i1 + i
+            if j % group_size == 0:
+                scale, zero_point = grid.fit(W[:, j:j + group_size])  # W, not W1: the block's start
+            w_hat = dequantize(quantize_with(W1[:, i:i + 1], scale, zero_point, n_bits), scale, zero_point).double()
+            W_hat[:, j:j + 1] = w_hat
+            err = (W1[:, i:i + 1] - w_hat) / U[j, j]
+            W1[:, i:] -= err * U[j:j + 1, j:i2]
+            Err1[:, i:i + 1] = err
+        W[:, i2:] -= Err1 @ U[i1:i2, i2:]
+    return W_hat
+
+
+@pytest.mark.parametrize("group_size,block_size", [(32, 128), (32, 64), (64, 32), (48, 96)])
+def test_block_start_grids_are_the_authors_loop(group_size, block_size):
+    """grid_from="block_start" is the plain loop above (groups inside blocks, and groups longer than a block)."""
+    W, H = correlated_layer(out_features=24, seed=5)
+    fast = gptq_quantize(W.double(), H.double(), 3, group_size, block_size=block_size, grid_from="block_start")
+    assert torch.allclose(fast.W_hat.double(), block_start_gptq(W, H, 3, group_size, block_size), atol=1e-5, rtol=0)
+
+
+def test_only_block_start_grids_depend_on_the_block_size():
+    W, H = correlated_layer(out_features=24, seed=6)
+    updated = [gptq_quantize(W, H, 3, 32, block_size=b).W_hat for b in (32, 64, 128)]
+    start = [gptq_quantize(W, H, 3, 32, block_size=b, grid_from="block_start").W_hat for b in (32, 64, 128)]
+    assert all(torch.equal(updated[0], other) for other in updated[1:])
+    assert torch.equal(start[0], updated[0])  # every group starts a block: nothing is updated yet
+    assert not torch.equal(start[1], updated[1]) and not torch.equal(start[1], start[2])
+    with pytest.raises(ValueError, match="grid_from"):
+        gptq_quantize(W, H, 3, 32, grid_from="start")
+    with pytest.raises(ValueError, match="grid_from"):
+        GPTQConfig(grid_from="before")
 
 
 @pytest.mark.parametrize("group_size,symmetric", [(64, False), ("channel", False), (32, True)])
