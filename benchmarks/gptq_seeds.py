@@ -38,6 +38,7 @@ import json
 import math
 import platform
 import statistics
+import sys
 import time
 from contextlib import ExitStack
 from datetime import date
@@ -114,6 +115,8 @@ def parse_args(argv=None):
     parser.add_argument("--batch-sizes", type=int, nargs="*", default=[1, 4, 8],
                         help="W3 runs at the first seed with only batch_size changed (none: skip)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--no-baselines", action="store_true",
+                        help="skip FP32 and RTN (measured by another process of a --merge)")
     parser.add_argument("--merge", nargs="+", metavar="JSON", help="summarise the runs of these files instead")
     parser.add_argument("--json", help="write every run and the summary here")
     return parser.parse_args(argv)
@@ -152,7 +155,7 @@ def summarise(runs, rtn_ppl, fp32_ppl, args) -> list[str]:
                 mean, low, high = ratio_interval([a[s][d] for s in seeds], [b[s][d] for s in seeds])
                 wins = sum(a[s][d] < b[s][d] for s in seeds)
                 cells.append(f"{d} {mean:.3f} [{low:.3f}, {high:.3f}] ({wins}/{len(seeds)} lower)")
-            lines.append(f"W{bits} {label:<34}" + "   ".join(cells))
+            lines.append(f"W{bits} {label:<40}" + "   ".join(cells))
         rtn_cells = []
         for d in DOMAINS:
             default = [r["ppl"][d] for r in runs if (r["bits"], r["grid_from"], r["scale_dtype"]) == (bits, "updated", "float16")]
@@ -160,29 +163,35 @@ def summarise(runs, rtn_ppl, fp32_ppl, args) -> list[str]:
                 mean, low, high = ratio_interval(default, [rtn_ppl[bits][d]] * len(default))
                 rtn_cells.append(f"{d} {mean:.3f} [{low:.3f}, {high:.3f}]")
         if rtn_cells:
-            lines.append(f"W{bits} {'GPTQ (updated, float16) / RTN':<34}" + "   ".join(rtn_cells))
+            lines.append(f"W{bits} {'GPTQ (updated, float16) / RTN':<40}" + "   ".join(rtn_cells))
     return lines
 
 
 def merge(args):
-    """Summarise runs written by several processes (same bits, variants and protocol)."""
+    """Summarise runs written by several processes under one protocol (the baselines from whichever file has them)."""
     parts = [json.load(open(path)) for path in args.merge]
     first = parts[0]
-    for key in ("bits", "grid_from", "scale_dtype", "n_samples", "seq_len", "eval_tokens"):
+    for key in ("n_samples", "seq_len", "eval_tokens"):
         if any(part["args"][key] != first["args"][key] for part in parts):
             raise SystemExit(f"--merge: the files differ in {key}; merge only runs of one protocol.")
-    runs = sorted((run for part in parts for run in part["runs"]), key=lambda r: (r["seed"], r["bits"]))
-    merged = argparse.Namespace(**{**first["args"], "seeds": sorted({r["seed"] for r in runs})})
-    rtn_ppl = {int(k): v for k, v in first["rtn"].items()}
-    batch_runs = [r for part in parts for r in part["batch_size_runs"]]
-    return merged, runs, rtn_ppl, first["fp32"], batch_runs, [part["command"] for part in parts]
+    runs = sorted((run for part in parts for run in part["runs"]),
+                  key=lambda r: (r["seed"], r["bits"], r["grid_from"], r["scale_dtype"]))
+    settings = {key: sorted({r[key] for r in runs}, key=str) for key in ("seed", "bits", "grid_from", "scale_dtype")}
+    merged = argparse.Namespace(**{**first["args"], "seeds": settings["seed"], "bits": settings["bits"],
+                                   "grid_from": settings["grid_from"][::-1], "scale_dtype": settings["scale_dtype"]})
+    with_baselines = [part for part in parts if part["fp32"]]
+    if not with_baselines:
+        raise SystemExit("--merge: no file holds the FP32 and RTN baselines (run one part without --no-baselines).")
+    rtn_ppl = {int(k): v for k, v in with_baselines[0]["rtn"].items()}
+    batch_runs = sorted((r for part in parts for r in part["batch_size_runs"]), key=lambda r: r["batch_size"])
+    return merged, runs, rtn_ppl, with_baselines[0]["fp32"], batch_runs, [part["command"] for part in parts]
 
 
 def report(args, runs, rtn_ppl, fp32_ppl, batch_runs) -> list[str]:
     lines = summarise(runs, rtn_ppl, fp32_ppl, args)
     if batch_runs:
         lines += ["", "W3 GPTQ (updated, float16), one seed, only the forward batch size changed:"]
-        lines += [f"  batch_size {r['batch_size']}: wiki {r['ppl']['wiki']:.2f}, code {r['ppl']['code']:.2f}"
+        lines += [f"  seed {r.get('seed', args.seeds[0])}, batch_size {r['batch_size']}: wiki {r['ppl']['wiki']:.2f}, code {r['ppl']['code']:.2f}"
                   for r in batch_runs]
     return lines
 
@@ -204,15 +213,26 @@ def main(argv=None):
     torch.manual_seed(0)
     model, tokenizer = models.load_model()
     clock = time.perf_counter()
-    fp32_ppl = measure(model, tokenizer, args.eval_tokens)
-    rtn_ppl = {}
-    for bits in args.bits:
-        quantized = rtn.quantize_model(copy.deepcopy(model), rtn.RTNConfig(n_bits=bits, group_size=64), progress=False)
-        rtn_ppl[bits] = measure(quantized, tokenizer, args.eval_tokens)
-    print(f"# {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"{date.today()}; {args.n_samples} x {args.seq_len} wiki calibration tokens; {args.eval_tokens} eval tokens "
-          f"per domain", flush=True)
-    runs = []
+    record = {"command": "python benchmarks/gptq_seeds.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+              "date": str(date.today()), "machine": platform.processor() or platform.machine(),
+              "threads": torch.get_num_threads(), "torch": torch.__version__, "args": vars(args),
+              "fp32": None, "rtn": {}, "runs": [], "batch_size_runs": []}
+
+    def save():  # after every run, so that a process stopped early still leaves what it measured
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(record, f, indent=1)
+
+    print(f"# {record['machine']}, {record['threads']} threads, torch {torch.__version__}, {date.today()}; "
+          f"{args.n_samples} x {args.seq_len} wiki calibration tokens; {args.eval_tokens} eval tokens per domain",
+          flush=True)
+    if not args.no_baselines:
+        record["fp32"] = measure(model, tokenizer, args.eval_tokens)
+        for bits in args.bits:
+            quantized = rtn.quantize_model(copy.deepcopy(model), rtn.RTNConfig(n_bits=bits, group_size=64),
+                                           progress=False)
+            record["rtn"][str(bits)] = measure(quantized, tokenizer, args.eval_tokens)
+        save()
     for seed in args.seeds:
         calib = calibration_batches(tokenizer, "wiki", args.n_samples, args.seq_len, seed=seed)
         for bits in args.bits:
@@ -220,28 +240,25 @@ def main(argv=None):
                 for dtype in args.scale_dtype:
                     start = time.perf_counter()
                     ppl = measure(gptq_run(model, calib, bits, grid_from, dtype), tokenizer, args.eval_tokens)
-                    runs.append({"seed": seed, "bits": bits, "grid_from": grid_from, "scale_dtype": dtype, "ppl": ppl,
-                                 "seconds": round(time.perf_counter() - start, 1)})
+                    record["runs"].append({"seed": seed, "bits": bits, "grid_from": grid_from, "scale_dtype": dtype,
+                                           "ppl": ppl, "seconds": round(time.perf_counter() - start, 1)})
+                    save()
                     print(f"seed {seed} W{bits} {grid_from:<11} {dtype}: wiki {ppl['wiki']:.2f} code {ppl['code']:.2f} "
-                          f"({runs[-1]['seconds']:.0f} s)", flush=True)
-    batch_runs = []
+                          f"({record['runs'][-1]['seconds']:.0f} s)", flush=True)
     if args.batch_sizes:
         calib = calibration_batches(tokenizer, "wiki", args.n_samples, args.seq_len, seed=args.seeds[0])
         for batch_size in args.batch_sizes:
             ppl = measure(gptq_run(model, calib, 3, "updated", "float16", batch_size), tokenizer, args.eval_tokens)
-            batch_runs.append({"batch_size": batch_size, "ppl": ppl})
+            record["batch_size_runs"].append({"seed": args.seeds[0], "batch_size": batch_size, "ppl": ppl})
+            save()
             print(f"W3 updated float16, seed {args.seeds[0]}, batch_size {batch_size}: wiki {ppl['wiki']:.2f} "
                   f"code {ppl['code']:.2f}", flush=True)
-    lines = report(args, runs, rtn_ppl, fp32_ppl, batch_runs)
-    lines.append(f"total {time.perf_counter() - clock:.0f} s")
-    print("\n".join(lines))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"command": "python benchmarks/gptq_seeds.py " + " ".join(argv or __import__("sys").argv[1:]),
-                       "date": str(date.today()), "machine": platform.processor() or platform.machine(),
-                       "threads": torch.get_num_threads(), "torch": torch.__version__, "args": vars(args),
-                       "fp32": fp32_ppl, "rtn": {str(k): v for k, v in rtn_ppl.items()}, "runs": runs,
-                       "batch_size_runs": batch_runs, "summary": lines}, f, indent=1)
+    if record["fp32"]:
+        rtn_ppl = {int(k): v for k, v in record["rtn"].items()}
+        record["summary"] = report(args, record["runs"], rtn_ppl, record["fp32"], record["batch_size_runs"])
+        print("\n".join(record["summary"]))
+    print(f"total {time.perf_counter() - clock:.0f} s")
+    save()
 
 
 if __name__ == "__main__":
