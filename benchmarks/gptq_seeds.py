@@ -81,7 +81,7 @@ def ratio_interval(a: list[float], b: list[float]) -> tuple[float, float, float]
 def dense_layer(result: GPTQResult, bias: torch.Tensor | None = None) -> nn.Linear:
     """An ``nn.Linear`` holding ``result.W_hat``: what a packed layer computes, at any scale dtype."""
     out_features, in_features = result.W_hat.shape
-    layer = nn.Linear(in_features, out_features, bias=bias is not None)
+    layer = nn.Linear(in_features, out_features, bias=bias is not None, device=result.W_hat.device)
     layer.weight.data.copy_(result.W_hat)
     if bias is not None:
         layer.bias.data.copy_(bias)
@@ -97,6 +97,14 @@ def gptq_run(model, calib, n_bits, grid_from, scale_dtype, batch_size=8):
         stack.enter_context(mock.patch.object(GPTQResult, "to_quant_linear", dense_layer))
         gptq.quantize_model(quantized, config, calib=calib, progress=False)
     return quantized
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def measure(model, tokenizer, eval_tokens):
@@ -115,6 +123,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch-sizes", type=int, nargs="*", default=[1, 4, 8],
                         help="W3 runs at the first seed with only batch_size changed (none: skip)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--device", default="cpu", help="cpu (default: the course's protocol) or cuda")
     parser.add_argument("--no-baselines", action="store_true",
                         help="skip FP32 and RTN (measured by another process of a --merge)")
     parser.add_argument("--merge", nargs="+", metavar="JSON", help="summarise the runs of these files instead")
@@ -174,8 +183,13 @@ def merge(args):
     for key in ("n_samples", "seq_len", "eval_tokens"):
         if any(part["args"][key] != first["args"][key] for part in parts):
             raise SystemExit(f"--merge: the files differ in {key}; merge only runs of one protocol.")
-    runs = sorted((run for part in parts for run in part["runs"]),
-                  key=lambda r: (r["seed"], r["bits"], r["grid_from"], r["scale_dtype"]))
+    runs, key = {}, lambda r: (r["seed"], r["bits"], r["grid_from"], r["scale_dtype"])
+    for run in (run for part in parts for run in part["runs"]):
+        if key(run) in runs and runs[key(run)]["ppl"] != run["ppl"]:  # one setting run twice must agree to the digit
+            raise SystemExit(f"--merge: {key(run)} was run twice with different results: {runs[key(run)]['ppl']} "
+                             f"and {run['ppl']} (different threads or software?)")
+        runs[key(run)] = run
+    runs = sorted(runs.values(), key=key)
     settings = {key: sorted({r[key] for r in runs}, key=str) for key in ("seed", "bits", "grid_from", "scale_dtype")}
     merged = argparse.Namespace(**{**first["args"], "seeds": settings["seed"], "bits": settings["bits"],
                                    "grid_from": settings["grid_from"][::-1], "scale_dtype": settings["scale_dtype"]})
@@ -211,12 +225,12 @@ def main(argv=None):
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model, tokenizer = models.load_model()
+    model, tokenizer = models.load_model(device=args.device)
     clock = time.perf_counter()
     record = {"command": "python benchmarks/gptq_seeds.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "date": str(date.today()), "machine": platform.processor() or platform.machine(),
+              "date": str(date.today()), "machine": cpu_name(),
               "threads": torch.get_num_threads(), "torch": torch.__version__, "args": vars(args),
-              "fp32": None, "rtn": {}, "runs": [], "batch_size_runs": []}
+              "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None, "fp32": None, "rtn": {}, "runs": [], "batch_size_runs": []}
 
     def save():  # after every run, so that a process stopped early still leaves what it measured
         if args.json:
