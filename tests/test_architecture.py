@@ -28,7 +28,7 @@ LAYERS = {
     "layers": {"quant_linear", "swap", "wiring", "hooks", "fold"},
     "drivers": {"methods", "blockwise", "rtn", "gptq", "awq", "smoothquant", "w8a8", "llm_int8", "nf4", "activations", "probes",
                 "sensitivity"},
-    "course": {"evaluate", "quant_io", "grading", "cli"},
+    "course": {"evaluate", "quant_io", "grading", "interpret_check", "cli"},
 }
 ORDER = list(LAYERS)
 LAYER_OF = {module: layer for layer, modules in LAYERS.items() for module in modules}
