@@ -112,6 +112,23 @@ class CalibrationSet:
                 "eval_overlap": dict(self.eval_overlap)}
 
 
+def mismatch_ratio(increase: dict, calib: str, eval_domain: str) -> float:
+    """How much more calibrating on ``calib`` costs on ``eval_domain`` than calibrating in domain:
+    ``Δ(calib, eval_domain) / Δ(eval_domain, eval_domain)``, from ``increase`` {(calibration source,
+    eval domain): perplexity increase over the reference model}. An off-domain Δ keeps its sign (a
+    calibration that beats the reference there gives a negative ratio); the in-domain Δ must be
+    positive, or the ratio means nothing (ValueError, as for a missing pair)."""
+    for key in ((calib, eval_domain), (eval_domain, eval_domain)):
+        if key not in increase:
+            raise ValueError(f"no increase measured for calibration {key[0]!r} evaluated on {key[1]!r}; "
+                             "quantize and evaluate that pair first.")
+    in_domain = increase[(eval_domain, eval_domain)]
+    if not in_domain > 0:
+        raise ValueError(f"the in-domain increase Δ({eval_domain!r}, {eval_domain!r}) = {in_domain} is not positive: "
+                         "in-domain calibration lost nothing, so a ratio to it means nothing.")
+    return float(increase[(calib, eval_domain)]) / in_domain
+
+
 def random_windows(vocab_size: int, n_samples: int, seq_len: int, seed: int = 0) -> torch.Tensor:
     """[n_samples, seq_len] token ids drawn uniformly from ``[0, vocab_size)``: text-free calibration."""
     generator = torch.Generator().manual_seed(seed)

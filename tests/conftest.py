@@ -44,7 +44,7 @@ ROUND_TRIP_SECONDS = {"05_gptq": 370, "08_calibration": 300, "06_awq": 220, "07_
                       "04_activations": 90, "03_granularity": 80, "01_absmax": 50, "02_zero_point": 45,
                       "09_triton_kernels": 35, "00_memory_math": 30}
 MUTATION_SECONDS = {"00_memory_math": 80, "01_absmax": 70, "02_zero_point": 90, "03_granularity": 120, "04_activations": 200, "05_gptq": 400, "06_awq": 250, "07_mixed_precision": 150,
-                    "09_triton_kernels": 110}
+                    "08_calibration": 330, "09_triton_kernels": 110}
 LONG_TESTS = {"test_autograde_round_trip": ROUND_TRIP_SECONDS, "test_mutants_lose_points": MUTATION_SECONDS}
 
 

@@ -15,6 +15,7 @@ is conservative elsewhere: a mutant that would also break later exercises is not
 """
 from __future__ import annotations
 
+import os
 import re
 import runpy
 from dataclasses import dataclass
@@ -82,8 +83,11 @@ def _run(client, nb, index: int, source: str) -> str:
 
 
 def run_mutants(assignment: str, mutants: dict[str, dict[str, str]] | None = None,
-                timeout: int = 900) -> list[Outcome]:
-    """Every mutant of ``assignment`` graded against its exercise's visible and whole test cells."""
+                timeout: int | None = None) -> list[Outcome]:
+    """Every mutant of ``assignment`` graded against its exercise's visible and whole test cells. ``timeout``:
+    seconds a cell may take, by default ``$QUANT_COURSE_CELL_TIMEOUT`` or 900 (as nbgrader_config.py)."""
+    if timeout is None:
+        timeout = int(os.environ.get("QUANT_COURSE_CELL_TIMEOUT", "900"))
     mutants = load_mutants(assignment) if mutants is None else mutants
     path = REPO / "solutions" / assignment / f"{assignment}.ipynb"
     nb = nbformat.read(path, as_version=4)

@@ -198,3 +198,15 @@ def test_layer_statistics_stop_after_the_deepest_hooked_layer(tiny_llama):
     model.model.layers[1].register_forward_pre_hook(lambda m, args: calls.append(2))
     layer_statistics(model, ["model.layers.0.mlp.down_proj"], torch.zeros(2, 8, dtype=torch.long), [2])
     assert calls == []  # neither block 1 nor lm_head ran
+
+
+def test_mismatch_ratio_keeps_the_sign_and_refuses_what_means_nothing():
+    increase = {("wiki", "code"): 3.0, ("code", "code"): 1.5, ("random", "code"): -0.75}
+    assert calibration.mismatch_ratio(increase, "wiki", "code") == 2.0
+    assert calibration.mismatch_ratio(increase, "code", "code") == 1.0
+    assert calibration.mismatch_ratio(increase, "random", "code") == -0.5  # beat the reference off domain: a measurement
+    for in_domain in (0.0, -1e-9):
+        with pytest.raises(ValueError, match="not positive"):
+            calibration.mismatch_ratio({("wiki", "code"): 3.0, ("code", "code"): in_domain}, "wiki", "code")
+    with pytest.raises(ValueError, match="'sql' evaluated on 'code'"):
+        calibration.mismatch_ratio(increase, "sql", "code")

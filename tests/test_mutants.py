@@ -18,6 +18,12 @@ ASSIGNMENTS = sorted(p.stem for p in MUTANT_DIR.glob("[0-9]*.py"))
 MIN_MUTANTS = 3  # realistic mistakes per exercise, besides the reference call
 
 
+def test_every_assignment_has_a_mutant_file():
+    """A new notebook's graded exercises get their wrong answers too (issue #19)."""
+    assignments = sorted(p.name for p in (REPO / "solutions").iterdir() if (p / f"{p.name}.ipynb").is_file())
+    assert assignments and ASSIGNMENTS == assignments, f"no tests/mutants file for {sorted(set(assignments) - set(ASSIGNMENTS))}"
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_every_exercise_has_its_mutants(assignment):
     import nbformat
