@@ -15,19 +15,34 @@ A weight is stored as the index of its nearest level after scaling by its block'
     absmax_b = max |W in block b|,   q = argmin_k |W / absmax_b - codebook[k]|,   W_hat = codebook[q] · absmax_b
 
 Double quantization stores the float32 absmax values themselves in 8 bits: subtract their
-mean (which QLoRA keeps as one float32), then absmax int8 in blocks of 256 with one
-float32 scale each. Bits per parameter, for a tensor of ``numel`` weights:
+mean (which QLoRA keeps as one float32), then quantize the centred values in blocks of 256,
+each block scaled by its own absmax (one float32 each), onto one of two 8-bit codes
+(``dq_code``):
+
+    "int8"     (the default) linear: round(x / absmax · 127), 255 evenly spaced levels
+    "dynamic"  bitsandbytes' 8-bit dynamic map (``create_dynamic_map()``, the code its
+               ``quantize_blockwise`` uses by default, which ``quantize_4bit`` calls with
+               ``blocksize=256`` under ``compress_statistics``): a float-like code with a
+               decimal exponent from 10⁻⁶ to 10⁰ and fewer fraction levels at each smaller
+               exponent. QLoRA's paper describes its second level as "8-bit Floats"; this map
+               is what its implementation uses. Its 256 levels are 0, +1, and ±127 values,
+               the largest negative one -0.993, so -1 is not a level.
+
+Both store one byte per absmax, so the bytes are the same. Bits per parameter, for a tensor
+of ``numel`` weights:
 
     no double quant:    4 + 32/64                          = 4.5
     double quant:       4 + 8/64 + 32/(64·256) + 32/numel  ≈ 4.127
 
 (:func:`nf4_nbytes` counts the exact bytes, padding included; tests compare it with the
-bytes of the tensors stored.) Differences from bitsandbytes, on purpose: its second level
-uses an 8-bit dynamic (float-like) map where this uses linear int8 (the same bytes); and
-codes are chosen against the double-quantized absmax, the scale actually used to decode.
+bytes of the tensors stored.) Differences from bitsandbytes, on purpose: the default second
+level is linear int8 (``dq_code="dynamic"`` gives bitsandbytes' map; notebook 07 measures both
+on the course's model); and the 4-bit codes are chosen against the double-quantized absmax,
+the scale actually used to decode.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -80,24 +95,63 @@ def nearest_level_reference(x: torch.Tensor, codebook: torch.Tensor) -> torch.Te
 
 # ---------------------------------------------------------------- double quantization
 
-def double_quantize(absmax: torch.Tensor, block_size: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """8-bit codes of the block absmax values: ``(q [n] int8, scale [ceil(n / block_size)] float32, offset [] float32)``.
+DQ_CODES = ("int8", "dynamic")
 
-    offset = mean(absmax); the centred values are quantized absmax int8 in blocks of ``block_size``.
+
+def dynamic_map(device=None) -> torch.Tensor:
+    """bitsandbytes' signed 8-bit dynamic map (``create_dynamic_map()``): 256 sorted float32 levels in [-1, 1].
+
+    For each exponent 10^(i-6), i = 0..6: the midpoints of ``linspace(0.1, 1, 2**i + 1)``, with both
+    signs (2 · 127 values), plus 0 and +1.
     """
+    return _dynamic_map().to(device)
+
+
+@functools.cache
+def _dynamic_map() -> torch.Tensor:
+    values = [0.0, 1.0]
+    for i in range(7):
+        bounds = torch.linspace(0.1, 1.0, 2 ** i + 1, dtype=torch.float64)
+        means = ((bounds[:-1] + bounds[1:]) / 2 * 10.0 ** (i - 6)).tolist()  # 2**i fraction levels
+        values += means + [-m for m in means]
+    return torch.tensor(sorted(values), dtype=torch.float32)
+
+
+def double_quantize(absmax: torch.Tensor, block_size: int = 256,
+                    code: str = "int8") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """8-bit codes of the block absmax values: ``(q [n], scale [ceil(n / block_size)] float32, offset [] float32)``.
+
+    offset = mean(absmax); the centred values are quantized in blocks of ``block_size``: with
+    ``code="int8"`` absmax int8 (q int8, scale = block absmax / 127), with ``code="dynamic"`` the
+    index of the nearest :func:`dynamic_map` level of value / block absmax (q uint8, scale = block absmax).
+    """
+    _check_dq_code(code)
     n = absmax.numel()
     offset = absmax.float().mean()
     centred = F.pad(absmax.float() - offset, (0, -n % block_size))  # [n_dq_blocks * block_size]
     blocks = centred.reshape(-1, block_size)  # [n_dq_blocks, block_size]
+    if code == "dynamic":
+        scale = blocks.abs().amax(dim=-1, keepdim=True)  # [n_dq_blocks, 1]
+        safe = torch.where(scale != 0, scale, torch.ones_like(scale))
+        q = nearest_level(blocks / safe, dynamic_map(absmax.device)).reshape(-1)[:n]  # [n] uint8
+        return q, scale.reshape(-1), offset
     scale = absmax_params(blocks, 8, dim=-1)  # [n_dq_blocks, 1]
     q = quantize_with(blocks, scale, None, 8).reshape(-1)[:n]  # [n] int8
     return q, scale.reshape(-1), offset
 
 
-def double_dequantize(q: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor, block_size: int = 256) -> torch.Tensor:
+def double_dequantize(q: torch.Tensor, scale: torch.Tensor, offset: torch.Tensor, block_size: int = 256,
+                      code: str = "int8") -> torch.Tensor:
     """Inverse of :func:`double_quantize`: the absmax values, float32 [n]."""
+    _check_dq_code(code)
     block = torch.arange(q.numel(), device=q.device) // block_size  # [n]: the scale of each entry
-    return q.float() * scale[block] + offset
+    levels = dynamic_map(q.device)[q.long()] if code == "dynamic" else q.float()
+    return levels * scale[block] + offset
+
+
+def _check_dq_code(code) -> None:
+    if code not in DQ_CODES:
+        raise ValueError(f"dq_code must be one of {DQ_CODES}, got {code!r}.")
 
 
 # ---------------------------------------------------------------- NF4 tensors
@@ -108,7 +162,8 @@ class NF4Tensor:
 
     codes:         [ceil(numel / 2)] uint8, two codes per byte (the flattened weight, row-major)
     absmax:        [n_blocks] float32, or None under double quantization, which stores instead
-    q_absmax:      [n_blocks] int8,  absmax_scale [n_dq_blocks] float32,  absmax_offset [] float32
+    q_absmax:      [n_blocks] int8 (uint8 with dq_code "dynamic"),  absmax_scale [n_dq_blocks] float32,
+                   absmax_offset [] float32
     """
 
     codes: torch.Tensor
@@ -119,6 +174,7 @@ class NF4Tensor:
     shape: tuple[int, ...]
     block_size: int = 64
     dq_block_size: int = 256
+    dq_code: str = "int8"
 
     def stored(self) -> list[torch.Tensor]:
         """The tensors this format keeps."""
@@ -133,7 +189,8 @@ class NF4Tensor:
         """[n_blocks] float32: the scales the decoder uses (double-dequantized when stored in 8 bits)."""
         if self.absmax is not None:
             return self.absmax
-        return double_dequantize(self.q_absmax, self.absmax_scale, self.absmax_offset, self.dq_block_size)
+        return double_dequantize(self.q_absmax, self.absmax_scale, self.absmax_offset, self.dq_block_size,
+                                 self.dq_code)
 
     def dequantize(self) -> torch.Tensor:
         """``W_hat = codebook[q] · absmax_block``, float32 of the original shape."""
@@ -160,10 +217,12 @@ def nf4_bits_per_param(numel: int, block_size: int = 64, double_quant: bool = Tr
 
 
 def quantize_nf4(W: torch.Tensor, block_size: int = 64, double_quant: bool = True,
-                 dq_block_size: int = 256) -> NF4Tensor:
-    """NF4-quantize ``W`` (any shape) in blocks of ``block_size`` consecutive weights."""
+                 dq_block_size: int = 256, dq_code: str = "int8") -> NF4Tensor:
+    """NF4-quantize ``W`` (any shape) in blocks of ``block_size`` consecutive weights; ``dq_code``: the
+    8-bit code of the double-quantized absmax ("int8" linear, or bitsandbytes' "dynamic" map)."""
     _check_block_size(block_size, "block_size")
     _check_block_size(dq_block_size, "dq_block_size")
+    _check_dq_code(dq_code)
     check_finite(W)
     numel = W.numel()
     flat = F.pad(W.detach().float().reshape(-1), (0, -numel % block_size))  # [n_blocks * block_size]
@@ -171,14 +230,14 @@ def quantize_nf4(W: torch.Tensor, block_size: int = 64, double_quant: bool = Tru
     absmax = blocks.abs().amax(dim=-1)  # [n_blocks]
     q_absmax = absmax_scale = absmax_offset = None
     if double_quant:
-        q_absmax, absmax_scale, absmax_offset = double_quantize(absmax, dq_block_size)
-        absmax = double_dequantize(q_absmax, absmax_scale, absmax_offset, dq_block_size)  # the scale used to decode
+        q_absmax, absmax_scale, absmax_offset = double_quantize(absmax, dq_block_size, dq_code)
+        absmax = double_dequantize(q_absmax, absmax_scale, absmax_offset, dq_block_size, dq_code)  # used to decode
     safe = torch.where(absmax != 0, absmax, torch.ones_like(absmax))  # an all-zero block: any scale is exact
     codebook = nf4_codebook(W.device)
     q = nearest_level(blocks / safe[:, None], codebook).reshape(-1)[:numel]  # [numel]
     codes = pack_int4(F.pad(q, (0, numel % 2)))  # [ceil(numel / 2)]
     return NF4Tensor(codes, None if double_quant else absmax, q_absmax, absmax_scale, absmax_offset,
-                     tuple(W.shape), block_size, dq_block_size)
+                     tuple(W.shape), block_size, dq_block_size, dq_code)
 
 
 def _check_block_size(value, name: str) -> None:
@@ -196,7 +255,7 @@ class NF4Linear(QuantizedLinear):
         if len(weight.shape) != 2:
             raise ValueError(f"NF4Linear needs a 2-D weight [out, in], got shape {weight.shape}.")
         self.out_features, self.in_features = weight.shape
-        self.block_size, self.dq_block_size = weight.block_size, weight.dq_block_size
+        self.block_size, self.dq_block_size, self.dq_code = weight.block_size, weight.dq_block_size, weight.dq_code
         self.double_quant = weight.absmax is None
         for name in ("codes", "absmax", "q_absmax", "absmax_scale", "absmax_offset"):
             value = getattr(weight, name)
@@ -205,12 +264,12 @@ class NF4Linear(QuantizedLinear):
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, block_size: int = 64, double_quant: bool = True,
-                    dq_block_size: int = 256) -> "NF4Linear":
-        return cls(quantize_nf4(linear.weight, block_size, double_quant, dq_block_size), linear.bias)
+                    dq_block_size: int = 256, dq_code: str = "int8") -> "NF4Linear":
+        return cls(quantize_nf4(linear.weight, block_size, double_quant, dq_block_size, dq_code), linear.bias)
 
     def to_nf4(self) -> NF4Tensor:
         return NF4Tensor(self.codes, self.absmax, self.q_absmax, self.absmax_scale, self.absmax_offset,
-                         (self.out_features, self.in_features), self.block_size, self.dq_block_size)
+                         (self.out_features, self.in_features), self.block_size, self.dq_block_size, self.dq_code)
 
     def dequantize_weight(self) -> torch.Tensor:
         return self.to_nf4().dequantize()  # [out, in] float32
@@ -227,7 +286,7 @@ class NF4Linear(QuantizedLinear):
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, block_size={self.block_size}, "
-                f"double_quant={self.double_quant}")
+                f"double_quant={self.double_quant}" + (f", dq_code={self.dq_code}" if self.double_quant else ""))
 
 
 @dataclass(frozen=True)
@@ -237,12 +296,14 @@ class NF4Config:
     block_size:    weights per absmax block (64 in QLoRA)
     double_quant:  store the absmax values in 8 bits (QLoRA's double quantization)
     dq_block_size: absmax values per second-level block (256 in QLoRA)
+    dq_code:       the 8-bit code of the second level: "int8" (linear) or "dynamic" (bitsandbytes' map)
     skip:          name fragments of linear layers to keep in full precision
     """
 
     block_size: int = 64
     double_quant: bool = True
     dq_block_size: int = 256
+    dq_code: str = "int8"
     skip: tuple[str, ...] = ("lm_head",)
 
     def __post_init__(self):
@@ -250,6 +311,7 @@ class NF4Config:
         _check_block_size(self.dq_block_size, "dq_block_size")
         if not isinstance(self.double_quant, bool):
             raise ValueError(f"double_quant must be True or False, got {self.double_quant!r}.")
+        _check_dq_code(self.dq_code)
         object.__setattr__(self, "skip", check_skip(self.skip))
 
     def bits_per_param(self, numel: int) -> float:
@@ -260,7 +322,7 @@ class NF4Config:
 def _apply(model: nn.Module, config: NF4Config, *, calib, select: Selection, progress: bool) -> None:
     """Swap the selected linears for ``NF4Linear`` (weights only: no calibration)."""
     replace_linears(model, lambda name, linear: NF4Linear.from_linear(linear, config.block_size, config.double_quant,
-                                                                      config.dq_block_size),
+                                                                      config.dq_block_size, config.dq_code),
                     select, progress=progress, desc="NF4")
 
 

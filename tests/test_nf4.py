@@ -9,7 +9,7 @@ from torch import nn
 
 from course_lib import memory
 from course_lib.nf4 import (
-    NF4Config, NF4Linear, double_dequantize, double_quantize, nearest_level, nearest_level_reference,
+    NF4Config, NF4Linear, double_dequantize, double_quantize, dynamic_map, nearest_level, nearest_level_reference,
     nf4_bits_per_param, nf4_codebook, nf4_codebook_reference, nf4_nbytes, quantize_nf4, quantize_model,
 )
 from course_lib.quantize import fake_quantize
@@ -78,6 +78,50 @@ def test_double_quantization_stores_the_scales_in_8_bits():
     assert ((decoded - absmax).abs() <= step / 2 + 1e-7).all()
 
 
+def test_dynamic_map_is_bitsandbytes_signed_dynamic_code():
+    code = dynamic_map()
+    assert code.shape == (256,) and code.dtype == torch.float32 and (code[1:] > code[:-1]).all()
+    # closed form: for exponent 10^(i-6), the 2^i midpoints 0.1 + 0.9 (k + 1/2) / 2^i, both signs; and 0, +1
+    levels = [0.0, 1.0] + [s * 10.0 ** (i - 6) * (0.1 + 0.9 * (k + 0.5) / 2 ** i)
+                           for i in range(7) for k in range(2 ** i) for s in (1, -1)]
+    torch.testing.assert_close(code, torch.tensor(sorted(levels)), rtol=0, atol=1e-7)
+    assert code[-1] == 1.0 and code[0] == pytest.approx(-0.99296875) and (code == 0).sum() == 1  # -1 is no level
+    gaps = code.diff()
+    assert gaps[0] > 1.7 / 127 and gaps[127] < 1e-6  # coarser than int8 near -1, far finer near 0
+
+
+def test_double_quantization_with_the_dynamic_map():
+    absmax = torch.rand(700, generator=torch.Generator().manual_seed(8)) * 0.2 + 0.05
+    q, scale, offset = double_quantize(absmax, 256, code="dynamic")
+    assert q.dtype == torch.uint8 and q.shape == (700,) and scale.shape == (3,) and offset.shape == ()
+    centred = absmax - absmax.mean()
+    block_absmax = centred.reshape(-1)[:700]
+    expected_scale = torch.stack([block_absmax[i:i + 256].abs().max() for i in range(0, 700, 256)])
+    torch.testing.assert_close(scale, expected_scale)
+    x = centred / scale.repeat_interleave(256)[:700]
+    assert torch.equal(q, nearest_level_reference(x, dynamic_map()))  # the nearest level of value / block absmax
+    decoded = double_dequantize(q, scale, offset, 256, code="dynamic")
+    torch.testing.assert_close(decoded, dynamic_map()[q.long()] * scale.repeat_interleave(256)[:700] + offset)
+    assert (decoded - absmax).abs().max() < 0.01 * scale.max()  # within half of the widest gap, 0.014 / 2
+    with pytest.raises(ValueError, match="dq_code"):
+        double_quantize(absmax, 256, code="fp8")
+
+
+def test_nf4_with_the_dynamic_map_stores_the_same_bytes():
+    W = torch.randn(96, 200, generator=torch.Generator().manual_seed(9))
+    linear_code = quantize_nf4(W, 64, True, 256)
+    dynamic = quantize_nf4(W, 64, True, 256, dq_code="dynamic")
+    assert dynamic.q_absmax.dtype == torch.uint8 and dynamic.dq_code == "dynamic"
+    assert dynamic.nbytes() == linear_code.nbytes() == nf4_nbytes(W.numel())
+    absmax = F.pad(W.reshape(-1), (0, -W.numel() % 64)).reshape(-1, 64).abs().amax(dim=1)
+    assert (dynamic.block_absmax() - absmax).abs().max() < 0.01 * absmax.max()
+    assert (dynamic.dequantize() - W).pow(2).mean() < 1.05 * (quantize_nf4(W, 64, False).dequantize() - W).pow(2).mean()
+    layer = NF4Linear.from_linear(nn.Linear(200, 96), dq_code="dynamic")
+    assert layer.dq_code == "dynamic" and memory.memory_footprint(layer) == layer.theoretical_nbytes()
+    assert "dq_code=dynamic" in repr(layer)
+    torch.testing.assert_close(layer.dequantize_weight(), layer.to_nf4().dequantize(), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("shape", [(576, 576), (192, 576), (7, 100), (1, 63), (3, 5, 64)])
 @pytest.mark.parametrize("double_quant", [True, False])
 def test_memory_accounting_matches_the_bytes_stored(shape, double_quant):
@@ -115,11 +159,13 @@ def test_quantize_model_and_config_validation(tiny_llama):
     model = tiny_llama()
     quantized = quantize_model(copy.deepcopy(model), NF4Config(), progress=False)
     assert sum(isinstance(m, NF4Linear) for m in quantized.modules()) == 14
+    dynamic = quantize_model(copy.deepcopy(model), NF4Config(dq_code="dynamic"), progress=False)
+    assert {m.dq_code for m in dynamic.modules() if isinstance(m, NF4Linear)} == {"dynamic"}
     ids = random_ids(1, 12, seed=6)
     with torch.no_grad():
         assert (quantized(ids).logits - model(ids).logits).abs().max() < 0.1
     for bad in (dict(block_size=0), dict(block_size=64.0), dict(dq_block_size=True), dict(double_quant=1),
-                dict(skip="lm_head")):
+                dict(skip="lm_head"), dict(dq_code="fp8")):
         with pytest.raises(ValueError):
             NF4Config(**bad)
     with pytest.raises(ValueError, match="NF4Config"):
