@@ -36,6 +36,7 @@ import copy
 import functools
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -97,6 +98,13 @@ def gptq_run(model, calib, n_bits, grid_from, scale_dtype, batch_size=8):
         stack.enter_context(mock.patch.object(GPTQResult, "to_quant_linear", dense_layer))
         gptq.quantize_model(quantized, config, calib=calib, progress=False)
     return quantized
+
+
+def portable(value):
+    """A recorded argument without the machine's folders: absolute paths by file name (lists item by item)."""
+    if isinstance(value, list):
+        return [portable(v) for v in value]
+    return os.path.basename(value) if isinstance(value, str) and os.path.isabs(value) else value
 
 
 def cpu_name() -> str:
@@ -218,7 +226,8 @@ def main(argv=None):
         print("\n".join(lines))
         if args.json:
             with open(args.json, "w") as f:
-                json.dump({"commands": commands, "merged": args.merge, "args": vars(merged), "fp32": fp32_ppl,
+                json.dump({"commands": commands, "merged": portable(args.merge),
+                           "args": {k: portable(v) for k, v in vars(merged).items()}, "fp32": fp32_ppl,
                            "rtn": {str(k): v for k, v in rtn_ppl.items()}, "runs": runs, "batch_size_runs": batch_runs,
                            "summary": lines}, f, indent=1)
         return
@@ -227,9 +236,11 @@ def main(argv=None):
     torch.manual_seed(0)
     model, tokenizer = models.load_model(device=args.device)
     clock = time.perf_counter()
-    record = {"command": "python benchmarks/gptq_seeds.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    record = {"command": "python benchmarks/gptq_seeds.py "
+                         + " ".join(portable(argv if argv is not None else sys.argv[1:])),
               "date": str(date.today()), "machine": cpu_name(),
-              "threads": torch.get_num_threads(), "torch": torch.__version__, "args": vars(args),
+              "threads": torch.get_num_threads(), "torch": torch.__version__,
+              "args": {k: portable(v) for k, v in vars(args).items()},
               "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None, "fp32": None, "rtn": {}, "runs": [], "batch_size_runs": []}
 
     def save():  # after every run, so that a process stopped early still leaves what it measured

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -50,6 +51,11 @@ SWEEP_SHAPES = [(4096, 4096), (8192, 8192)]
 TARGETS = "W4A16 M=1: >= 3.0x fp16 on 8192^2 and >= torch-int4 everywhere; W4A16 M=16: >= 2.5x; " \
           "W8A16 M=1: >= 1.8x; W8A8 M=4096: >= 1.5x"
 
+
+
+def portable(args: list[str]) -> list[str]:
+    """The command's words without the machine's folders: absolute paths (an $OUT folder, say) by file name."""
+    return [os.path.basename(a) if os.path.isabs(a) else a for a in args]
 
 def import_kernels():
     """``course_lib.kernels``, installed or straight from this checkout (``kernels/`` mapped under course_lib)."""
@@ -388,7 +394,7 @@ def main(argv=None) -> None:
     kernels = import_kernels()
     meta = dict(card=torch.cuda.get_device_name(), date=date.today().isoformat(), torch=torch.__version__,
                 triton=triton.__version__, cuda=torch.version.cuda, group_size=args.group_size,
-                command="python " + " ".join([sys.argv[0]] + (argv if argv is not None else sys.argv[1:])))
+                command="python " + " ".join(portable([sys.argv[0]] + (argv if argv is not None else sys.argv[1:]))))
     meta["commands"] = [meta["command"]]  # notebook 09 prints this list
     if args.sweep:
         meta["graph"] = args.graph
