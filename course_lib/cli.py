@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("prepare", help="build the model cache, check corpora, fill the workspace").set_defaults(run=cmd_prepare)
     ev = sub.add_parser("eval", help="print the baseline perplexity under the pinned protocol")
     ev.add_argument("--model", default="smollm2-135m", help="model name, folder or Hugging Face id")
-    ev.add_argument("--corpus", nargs="+", default=["wiki"], help="corpora to evaluate (wiki, code; sql where PostgreSQL is installed)")
+    ev.add_argument("--corpus", nargs="+", default=["wiki"], help="corpora to evaluate (wiki, code, sql)")
     ev.add_argument("--tokens", type=int, default=None, help="evaluation tokens (default: the budget's)")
     ev.set_defaults(run=cmd_eval)
     sub.add_parser("workspace", help="copy new released notebooks into the workspace").set_defaults(run=cmd_workspace)

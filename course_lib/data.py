@@ -7,15 +7,16 @@ Two corpora, each cut into two parts that never overlap:
 - ``"code"``: a fixed, sorted list of pure-Python modules from the running interpreter's
   own standard library (PSF licence; read in place, not redistributed). Its text, and
   so its token counts, follow the Python version.
-- ``"sql"`` (optional): the SQL scripts an installed PostgreSQL server ships in its share
-  folder: the system views, the information schema and the extension scripts (PostgreSQL
-  Licence; read in place, not redistributed). Only where PostgreSQL is installed (Debian:
-  ``apt install postgresql``) or ``$QUANT_COURSE_SQL_DIR`` names such a folder;
-  :func:`available_corpora` says which corpora this machine has. One document per script
-  family (all versions and upgrade scripts of one extension together, so no version of a
-  script sits in the other split), cleaned line by line: psql meta-commands, non-ASCII
-  lines, lines over 200 characters and lines with a run of 16 or more of one character
-  are dropped (one such run alone drove a raw perplexity above 2,000).
+- ``"sql"``: PostgreSQL 15's own SQL scripts (system views, information schema, system
+  functions and the contrib extensions' install and upgrade scripts; PostgreSQL Licence, see
+  ``corpus_files/NOTICE.md``), shipped as ``corpus_files/sql.jsonl.xz`` and rebuilt by
+  ``scripts/prepare_sql.py``. DDL and catalog queries, not the questions and queries an SQL
+  assistant sees. ``$QUANT_COURSE_SQL_DIR`` may name an installed PostgreSQL's share folder
+  (``pg_config --sharedir``) to read its scripts instead. One document per script family
+  (all versions and upgrade scripts of one extension together, so no version of a script
+  sits in the other split), cleaned line by line: psql meta-commands, non-ASCII lines, lines
+  over 200 characters and lines with a run of 16 or more of one character are dropped (one
+  such run alone drove a raw perplexity above 2,000).
   Extensions copy statements from each other: a paragraph (text between blank lines) of a
   calib document that an eval document also holds is dropped from the calib document.
 
@@ -33,7 +34,6 @@ tokenized once per machine by a cached ``Dataset.map`` and then read from the co
 folder (:mod:`course_lib.token_cache` says how it is keyed and checked).
 """
 
-import glob
 import json
 import lzma
 import os
@@ -45,20 +45,18 @@ from pathlib import Path
 from . import token_cache
 
 CORPORA = ("wiki", "code", "sql")
-OPTIONAL_CORPORA = ("sql",)  # read from a system package that may be absent
 SPLITS = ("calib", "eval")
 SQL_DIR_VAR = "QUANT_COURSE_SQL_DIR"
-SQL_SHARE_GLOBS = ("/usr/share/postgresql/*", "/usr/local/share/postgresql*", "/usr/local/pgsql/share",
-                   "/opt/homebrew/share/postgresql*", "/usr/pgsql-*/share")
 SQL_MAX_LINE = 200  # characters
 SQL_MAX_RUN = 16  # a run of this many of one character drops the line
 SQL_MIN_CHARS = 150  # shorter families (after cleaning: a comment and a line or two) are dropped
 EVAL_EVERY = 5  # document i is in "eval" when i % EVAL_EVERY == 0
 DOCUMENT_SEPARATOR = "\n\n"
 WIKI_FILE = "wiki.jsonl.xz"
+SQL_FILE = "sql.jsonl.xz"
 REBUILD_HINT = (
     "reinstall course_lib (pip install --force-reinstall .) or rebuild the file with "
-    "`python scripts/prepare_wiki.py` (its docstring says how)"
+    "`python scripts/prepare_{name}.py` (its docstring says how)"
 )
 
 # Top-level pure-Python stdlib modules present in Python 3.10-3.13 (sorted, fixed).
@@ -114,19 +112,25 @@ def _wiki_file():
     return resources.files("course_lib.corpus_files") / WIKI_FILE
 
 
-def _read_wiki(source) -> list[dict]:
-    """Parse the xz-compressed JSON-lines articles; raise a helpful error if damaged."""
+def _sql_file():
+    """The packaged SQL file (a Traversable; a plain Path in a normal install)."""
+    return resources.files("course_lib.corpus_files") / SQL_FILE
+
+
+def _read_documents(source, name: str) -> list[dict]:
+    """Parse xz-compressed JSON lines ``{"title", "text"}``; raise a helpful error if damaged."""
+    hint = REBUILD_HINT.format(name=name)
     if not source.is_file():
-        raise FileNotFoundError(f"wiki corpus file {source} is missing; {REBUILD_HINT}")
+        raise FileNotFoundError(f"{name} corpus file {source} is missing; {hint}")
     try:
         lines = lzma.decompress(source.read_bytes()).decode("utf-8").splitlines()
         records = [json.loads(line) for line in lines]
-        articles = [{"title": str(r["title"]), "text": str(r["text"])} for r in records]
+        docs = [{"title": str(r["title"]), "text": str(r["text"])} for r in records]
     except (lzma.LZMAError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
-        raise ValueError(f"wiki corpus file {source} is corrupt ({err}); {REBUILD_HINT}") from err
-    if not articles:
-        raise ValueError(f"wiki corpus file {source} holds no articles; {REBUILD_HINT}")
-    return articles
+        raise ValueError(f"{name} corpus file {source} is corrupt ({err}); {hint}") from err
+    if not docs:
+        raise ValueError(f"{name} corpus file {source} holds no documents; {hint}")
+    return docs
 
 
 def _stdlib_sources() -> list[dict | None]:
@@ -147,26 +151,24 @@ def _stdlib_sources() -> list[dict | None]:
 
 
 def sql_share_dir() -> Path | None:
-    """The PostgreSQL share folder the SQL corpus is read from, or None when there is none.
+    """The installed PostgreSQL share folder named by ``$QUANT_COURSE_SQL_DIR``, or None.
 
-    ``$QUANT_COURSE_SQL_DIR`` wins (it must then exist); otherwise the newest folder among
-    the usual install places that holds ``system_views.sql``.
+    None (the variable unset or empty) means the shipped scripts are read.
     """
     chosen = os.environ.get(SQL_DIR_VAR)
-    if chosen:
-        folder = Path(chosen)
-        if not (folder / "system_views.sql").is_file():
-            raise FileNotFoundError(f"${SQL_DIR_VAR}={chosen} holds no system_views.sql; point it at a PostgreSQL "
-                                    "share folder (the output of `pg_config --sharedir`) or unset it")
-        return folder
-    found = [Path(p) for pattern in SQL_SHARE_GLOBS for p in sorted(glob.glob(pattern))
-             if (Path(p) / "system_views.sql").is_file()]
-    return max(found, key=lambda p: [int(n) for n in re.findall(r"\d+", p.name)] or [0]) if found else None
+    if not chosen:
+        return None
+    folder = Path(chosen)
+    if not (folder / "system_views.sql").is_file():
+        raise FileNotFoundError(f"${SQL_DIR_VAR}={chosen} holds no system_views.sql; point it at a PostgreSQL "
+                                "share folder (the output of `pg_config --sharedir`) or unset it to use the "
+                                "scripts shipped with the course")
+    return folder
 
 
 def available_corpora() -> tuple[str, ...]:
-    """The corpora this machine can read: always wiki and code, sql where PostgreSQL is installed."""
-    return tuple(c for c in CORPORA if c != "sql" or sql_share_dir() is not None)
+    """The corpora this machine can read: all of them (each is shipped or part of Python)."""
+    return CORPORA
 
 
 def clean_sql(text: str) -> str:
@@ -178,21 +180,24 @@ def clean_sql(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip()
 
 
-def _sql_sources() -> list[dict | None]:
-    """One ``{"title", "text"}`` per script family of the PostgreSQL share folder, sorted by family."""
-    folder = sql_share_dir()
-    if folder is None:
-        raise FileNotFoundError(
-            "the 'sql' corpus needs an installed PostgreSQL server's SQL scripts (Debian/Ubuntu: "
-            f"`apt install postgresql`), or ${SQL_DIR_VAR} set to a folder like /usr/share/postgresql/15; "
-            "without them use corpus='wiki' or 'code' (data.available_corpora() lists what this machine has)")
+def sql_families(folder: Path) -> list[dict]:
+    """One cleaned ``{"title", "text"}`` per script family of a PostgreSQL share folder, sorted by family.
+
+    What ``scripts/prepare_sql.py`` ships, and what ``$QUANT_COURSE_SQL_DIR`` reads instead.
+    """
     families: dict[str, list[Path]] = {}
     for path in sorted(folder.glob("*.sql")) + sorted(folder.glob("extension/*.sql")):
         if path.name.startswith("fix-CVE"):  # a security patch that re-creates system views: their text again
             continue
         families.setdefault(path.name.split("--")[0].removesuffix(".sql"), []).append(path)  # hstore--1.4.sql: hstore
-    docs = [{"title": name, "text": "\n\n".join(clean_sql(p.read_text(encoding="utf-8", errors="replace"))
+    return [{"title": name, "text": "\n\n".join(clean_sql(p.read_text(encoding="utf-8", errors="replace"))
                                                 for p in paths)} for name, paths in sorted(families.items())]
+
+
+def _sql_sources() -> list[dict | None]:
+    """The SQL documents by family position: shipped, or read from ``$QUANT_COURSE_SQL_DIR``."""
+    folder = sql_share_dir()
+    docs = sql_families(folder) if folder is not None else _read_documents(_sql_file(), "sql")
     docs = [doc for doc in docs if len(doc["text"]) >= SQL_MIN_CHARS]  # as for wiki: no stubs
     # Extensions copy statements from each other: a paragraph of a calib family that an eval
     # family also holds is dropped from the calib side, so no statement sits in both splits.
@@ -213,7 +218,7 @@ def documents(corpus: str, split: str) -> list[dict]:
     """The documents ``{"title", "text"}`` of one split of a corpus, in a fixed order."""
     _check_corpus(corpus)
     _check_split(split)
-    all_docs = {"wiki": lambda: _read_wiki(_wiki_file()), "code": _stdlib_sources, "sql": _sql_sources}[corpus]()
+    all_docs = {"wiki": lambda: _read_documents(_wiki_file(), "wiki"), "code": _stdlib_sources, "sql": _sql_sources}[corpus]()
     return [doc for i, doc in enumerate(all_docs) if doc is not None and split_of(i) == split]
 
 

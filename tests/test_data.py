@@ -1,6 +1,7 @@
 """Tests for course_lib.data: splits, token streams, calibration windows, errors."""
 
 import lzma
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,12 +9,9 @@ import torch
 from course_lib import calibration, data
 from course_lib.calibration import locate
 
-HAS_SQL = data.sql_share_dir() is not None
-# The SQL corpus is PostgreSQL's own scripts, read in place: machines without PostgreSQL skip it.
-# CI installs nothing for it; this machine (and the CI runner) has Debian's postgresql package.
-CORPORA = [pytest.param(c, marks=pytest.mark.skipif(c == "sql" and not HAS_SQL,
-                                                    reason="no PostgreSQL share folder (apt install postgresql)"))
-           for c in data.CORPORA]
+CORPORA = list(data.CORPORA)  # all shipped or part of Python: no machine lacks one
+# The Debian package the shipped SQL file was built from (scripts/prepare_sql.py), where installed.
+POSTGRESQL_15 = Path("/usr/share/postgresql/15")
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +78,6 @@ def test_calib_and_eval_share_no_text(tokenizer, corpus):
     assert calibration.overlapping_windows(leaked, eval_grams) == list(range(leaked.shape[0]))
 
 
-@pytest.mark.skipif(not HAS_SQL, reason="no PostgreSQL share folder (apt install postgresql)")
 def test_sql_corpus_is_cleaned_and_split_by_family():
     docs = data.documents("sql", "calib") + data.documents("sql", "eval")
     titles = [d["title"] for d in docs]
@@ -106,12 +103,23 @@ def test_sql_dir_variable_must_name_a_postgresql_share_folder(tmp_path, monkeypa
     assert "ALTER TABLE" in next(d["text"] for d in docs if d["title"] == "toy")
 
 
-def test_missing_sql_corpus_says_what_to_install(monkeypatch):
+def test_sql_corpus_is_shipped_and_needs_no_postgresql(monkeypatch):
     monkeypatch.delenv(data.SQL_DIR_VAR, raising=False)
-    monkeypatch.setattr(data, "SQL_SHARE_GLOBS", ())
-    assert data.available_corpora() == ("wiki", "code")
-    with pytest.raises(FileNotFoundError, match=r"apt install postgresql.*available_corpora"):
-        data.documents("sql", "calib")
+    assert data.sql_share_dir() is None and data.available_corpora() == ("wiki", "code", "sql")
+    assert data._sql_file().is_file()
+    titles = [d["title"] for d in data.documents("sql", "eval")]
+    assert titles[0] == "adminpack" and "system_views" in [d["title"] for d in data.documents("sql", "calib")]
+
+
+@pytest.mark.skipif(not (POSTGRESQL_15 / "system_views.sql").is_file(),
+                    reason="Debian's postgresql-15 is not installed: the shipped file cannot be rebuilt here")
+def test_shipped_sql_file_is_what_prepare_sql_builds_from_postgresql_15(monkeypatch):
+    shipped = data._read_documents(data._sql_file(), "sql")
+    assert shipped == data.sql_families(POSTGRESQL_15)
+    monkeypatch.setenv(data.SQL_DIR_VAR, str(POSTGRESQL_15))  # the installed-server path reads the same
+    from_server = data.documents("sql", "eval")
+    monkeypatch.delenv(data.SQL_DIR_VAR)
+    assert from_server == data.documents("sql", "eval")
 
 
 def test_wiki_text_has_no_leftover_markup():
@@ -278,24 +286,26 @@ def test_seq_len_longer_than_the_split_raises(tokenizer, calib_tokens):
 # ---------------------------------------------------------------- damaged files
 
 
-def test_missing_wiki_file_says_how_to_rebuild(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_wiki_file", lambda: tmp_path / "wiki.jsonl.xz")
-    with pytest.raises(FileNotFoundError, match=r"missing; reinstall .*scripts/prepare_wiki.py"):
-        data.documents("wiki", "eval")
+@pytest.mark.parametrize("name", ["wiki", "sql"])
+def test_missing_corpus_file_says_how_to_rebuild(tmp_path, monkeypatch, name):
+    monkeypatch.setattr(data, f"_{name}_file", lambda: tmp_path / f"{name}.jsonl.xz")
+    with pytest.raises(FileNotFoundError, match=rf"missing; reinstall .*scripts/prepare_{name}.py"):
+        data.documents(name, "eval")
 
 
+@pytest.mark.parametrize("name", ["wiki", "sql"])
 @pytest.mark.parametrize("payload", [
     b"not xz at all",
     lzma.compress(b'{"title": "A", "text": "unterminated\n'),
     lzma.compress(b'{"title": "A"}\n'),
     lzma.compress(b""),
 ])
-def test_corrupt_wiki_file_says_how_to_rebuild(tmp_path, monkeypatch, payload):
-    path = tmp_path / "wiki.jsonl.xz"
+def test_corrupt_corpus_file_says_how_to_rebuild(tmp_path, monkeypatch, payload, name):
+    path = tmp_path / f"{name}.jsonl.xz"
     path.write_bytes(payload)
-    monkeypatch.setattr(data, "_wiki_file", lambda: path)
-    with pytest.raises(ValueError, match=r"(corrupt|no articles).*scripts/prepare_wiki.py"):
-        data.documents("wiki", "calib")
+    monkeypatch.setattr(data, f"_{name}_file", lambda: path)
+    with pytest.raises(ValueError, match=rf"(corrupt|no documents).*scripts/prepare_{name}.py"):
+        data.documents(name, "calib")
 
 
 def test_missing_stdlib_sources_raise(tmp_path, monkeypatch):
@@ -318,17 +328,23 @@ def _direct(tokenizer, texts):
 
 # The pinned perplexity protocol reads the wiki eval stream, and the shipped wiki file never changes:
 # these ids must never change. SHA-256 of the ids as little-endian int32, as the hand-written token
-# cache of commit 5a732c8 stored them (code and SQL follow the machine's Python and PostgreSQL).
-WIKI_STREAMS = {"eval": (162802, "5f0732ec56de97ebd721b85cef792a33643debb71f3ad31b2c4a3433016344bc"),
-                "calib": (555151, "035a7b1d9862a1f3e24adf84635a5af774d39386530b8e4b28a2aa286fee6610")}
+# cache of commit 5a732c8 stored them (code follows the machine's Python). The shipped SQL file is
+# fixed too: its ids as first shipped (the same documents the installed PostgreSQL 15 gave before).
+PINNED_STREAMS = {
+    ("wiki", "eval"): (162802, "5f0732ec56de97ebd721b85cef792a33643debb71f3ad31b2c4a3433016344bc"),
+    ("wiki", "calib"): (555151, "035a7b1d9862a1f3e24adf84635a5af774d39386530b8e4b28a2aa286fee6610"),
+    ("sql", "eval"): (91127, "e41fe88094424b0e8c21837693b3e386be546119457455e2b910cfef28eecbf2"),
+    ("sql", "calib"): (156783, "96e9a6e2e1e3558a5205a1351ba72c4e65b0ca9c12888252b8f39c333feb5d98"),
+}
 
 
-@pytest.mark.parametrize("split", data.SPLITS)
-def test_wiki_token_ids_are_the_pinned_ones(tokenizer, split):
+@pytest.mark.parametrize("corpus,split", list(PINNED_STREAMS))
+def test_shipped_token_ids_are_the_pinned_ones(tokenizer, corpus, split, monkeypatch):
     import hashlib
 
-    ids = data.token_ids(tokenizer, "wiki", split)
-    n_tokens, sha256 = WIKI_STREAMS[split]
+    monkeypatch.delenv(data.SQL_DIR_VAR, raising=False)
+    ids = data.token_ids(tokenizer, corpus, split)
+    n_tokens, sha256 = PINNED_STREAMS[corpus, split]
     assert ids.numel() == n_tokens
     assert hashlib.sha256(ids.to(torch.int32).numpy().astype("<i4").tobytes()).hexdigest() == sha256
 

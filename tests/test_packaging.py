@@ -88,7 +88,8 @@ def test_built_wheel_contents_and_import(repo, tmp_path):
     (wheel,) = (tmp_path / "dist").glob("llm_quant_course-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "course_lib/kernels/__init__.py" in names
-    assert "course_lib/corpus_files/wiki.jsonl.xz" in names and "course_lib/corpus_files/NOTICE.md" in names
+    assert {"course_lib/corpus_files/wiki.jsonl.xz", "course_lib/corpus_files/sql.jsonl.xz",
+            "course_lib/corpus_files/NOTICE.md"} <= set(names)
     assert not [n for n in names if n.startswith("course_lib/") and n.endswith(".json")], "benchmark data is not package data"
     assert not [n for n in names if n.startswith("kernels/")]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
