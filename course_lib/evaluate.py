@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import run_log
 from .budget import get_budget
 from .calibration import warn_if_overlapped
 from .data import token_ids
@@ -101,4 +102,5 @@ def perplexity(
                 total_count += count
     finally:
         model.train(was_training)
+    run_log.record("perplexity evaluation", n_windows * window)
     return perplexity_from_nll(total_nll, total_count)

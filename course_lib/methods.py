@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 from torch import nn
 
+from . import run_log
 from .quantize import GridSpec, check_group_size_fits
 from .swap import Selection, check_skip, find_linears
 
@@ -94,6 +95,7 @@ def quantize(model: nn.Module, config, *, calib=None, only=None, progress: bool 
         hint = getattr(config, "calib_hint", f"{type(config).__name__} needs calibration data: {CALIB_HINT}.")
         raise ValueError(f"calib=None: {hint}")
     apply(model, config, calib=calib, select=select, progress=progress, **options)
+    run_log.record("model quantization")
     return model
 
 

@@ -61,7 +61,7 @@ def pareto(sizes_mb: Sequence[float], perplexities: Sequence[float], labels: Seq
             best = ppl
     ax.plot(*zip(*frontier), color="tab:orange", lw=1, label="Pareto frontier")
     if baseline is not None:
-        ax.axhline(baseline, color="gray", ls="--", lw=1, label=f"FP32 baseline {baseline:.2f}")
+        ax.axhline(baseline, color="gray", ls="--", lw=1, label=f"reference (FP32) {baseline:.2f}")
     ax.set(xlabel="model size (MB)", ylabel="perplexity (lower is better)", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)

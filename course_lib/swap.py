@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import run_log
+
 
 def matches(name: str, fragments: tuple[str, ...]) -> bool:
     """True when one of ``fragments`` occurs in the qualified name ``name`` (substring match)."""
@@ -125,5 +127,6 @@ def map_linear_weights(
                 )
             W.copy_(W_new.to(W.dtype))
             changed.append(name)
+    run_log.record("model quantization")
     return changed
 

@@ -23,7 +23,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "course_lib"
 
 LAYERS = {
     "primitives": {"budget", "metrics", "quantize", "packing", "hessian", "input_stats", "act_quant", "awq_search",
-                   "memory", "plots"},
+                   "memory", "plots", "run_log"},
     "data": {"token_cache", "data", "calibration", "models"},
     "layers": {"quant_linear", "swap", "wiring", "hooks", "fold"},
     "drivers": {"methods", "blockwise", "rtn", "gptq", "awq", "smoothquant", "w8a8", "llm_int8", "nf4", "activations", "probes",
