@@ -1,8 +1,8 @@
 """The authors' GPTQ (IST-DASLab/gptq) on the course model, its calibration windows and its pinned protocol.
 
-    git clone https://github.com/IST-DASLab/gptq /tmp/gptq-authors   # their code; not part of this repository
-    python benchmarks/gptq_authors.py /tmp/gptq-authors --seeds 0 1 2 --bits 3 4 --json authors.json
-    python benchmarks/gptq_authors.py /tmp/gptq-authors --seeds 0 --bits 4 --act-order --json authors-act.json
+    git clone https://github.com/IST-DASLab/gptq ../gptq-authors   # their code, beside this checkout; not part of it
+    python benchmarks/gptq_authors.py ../gptq-authors --seeds 0 1 2 --bits 3 4 --json authors.json
+    python benchmarks/gptq_authors.py ../gptq-authors --seeds 0 --bits 4 --act-order --json authors-act.json
 
 Issue #26: is the course's GPTQ (course_lib.gptq) the authors' algorithm, within the noise of the
 calibration seed? This script imports ``GPTQ`` (gptq.py) and ``Quantizer`` (quant.py) from a checkout of
