@@ -9,8 +9,9 @@ input too, so the matmul itself runs on integers (what int8 tensor cores do):
     activations  per token, computed at run time ("per_token", scale_X [n_tokens, 1]), or one
                  static scale calibrated in advance ("per_tensor", scale_X [1, 1])
 
-Per-token x per-channel is LLM.int8's *vector-wise* quantization; per-tensor x per-tensor is
-its plain "absmax" baseline. Through the one entry point, as every method (``methods.quantize``), or this module's
+Per-token x per-channel is LLM.int8's *vector-wise* quantization; per-tensor weights with one
+static per-tensor activation scale is the cheapest scheme (SmoothQuant's O3).
+Through the one entry point, as every method (``methods.quantize``), or this module's
 ``quantize_model``, the same call for W8A8 configs only:
 
     quantize_model(model, W8A8Config(act_scheme="per_tensor"), calib=calibration_batches(tok, ...))
