@@ -11,17 +11,29 @@ and the input down by s leaves the float output unchanged, but moves the roundin
 for α on the grid 0, 1/n_grid, ..., (n_grid−1)/n_grid, and keeps the α of least error.
 The normalisation (the reference implementation's) centres s around 1 in log scale. At
 α = 0, s = 1 and Q(W·s)·s⁻¹ is exactly round-to-nearest, and α = 0 is always on the grid,
-so the chosen scale is never worse than RTN on this objective.
+so the chosen scale is never worse than RTN on this objective. s is llm-awq's, from the
+activations alone; AutoAWQ's default (``duo_scaling=True``) uses m^α / (w^(1−α) + 1e-4) instead,
+w the weights' mean magnitude per input channel relative to their group's absmax.
 
-The objective is the sum of the *linear* outputs' squared errors (over q, k and v), not
-the reference's error of the parent module's output (attention or MLP): it needs only
-C, which is small ([in, in]), and it is exactly what the folding preserves.
+The objective is the sum of the *linear* outputs' squared errors (over q, k and v; over gate
+and up), not the reference's: the authors' code (llm-awq, and AutoAWQ's ``_search_best_scale``)
+measures the output of the module the scales feed: the whole self-attention for q/k/v, the
+whole MLP for gate/up, and the one linear only where a group is a single linear (down_proj,
+o_proj). Per linear, the error needs only C ([in, in], collected once per block) and no
+re-run of softmax attention or of the SiLU-gated product per α; it is the error quantization
+causes directly. It cannot see what the module does with those errors afterwards: attention
+and the SiLU(gate) · up product can amplify some and cancel others.
+:func:`search_scale_module` evaluates the reference's objective on one module, to measure
+the difference (notebook 06); the driver (``awq.quantize_model``) uses the per-linear one.
 
 **Clip search.** Per output row and input group, shrink the weight range to
 [r·min, r·max] (r = 1, 1 − 1/n_grid, ..., > 1 − max_shrink), quantize, and keep the r of
 least output error of that group alone, Δw_gᵀ C_gg Δw_g (C_gg: the group's diagonal block
 of C, as the reference measures each group independently). r ≤ 1, so a range never widens,
-and r = 1 (no clipping) is always a candidate.
+and r = 1 (no clipping) is always a candidate. The reference clamps to [−r·max|w|, r·max|w|],
+symmetric although its grid has a zero point, so at first only the end of larger magnitude
+moves; here both ends of [min, max], the range the asymmetric grid spans, shrink by r. The
+reference also measures on 512 tokens sampled from the calibration set; C here holds them all.
 
 Fast paths evaluate the error through C, batched over the grid; ``*_reference`` functions
 loop over the grid and compute the outputs from X itself in float64.
@@ -113,6 +125,45 @@ def search_scale_reference(Ws: list[torch.Tensor], X: torch.Tensor, n_bits: int 
             total += float(((Y_hat - X @ W.double().T) ** 2).sum()) / X.shape[0]
         errors[i] = total
     best = int(torch.argmin(errors))
+    return ScaleSearch(alphas, errors, float(alphas[best]), awq_scale(mean_abs, float(alphas[best])))
+
+
+def _first_output(out) -> torch.Tensor:
+    """A module's main output: the first element when it returns a tuple (attention returns (output, weights))."""
+    return out[0] if isinstance(out, tuple) else out
+
+
+@torch.no_grad()
+def search_scale_module(forward, linears: list[torch.nn.Linear], mean_abs: torch.Tensor, n_bits: int = 4,
+                        group_size=64, symmetric: bool = False, n_grid: int = 20) -> ScaleSearch:
+    """The reference's scale objective: the error of the output of the module the scales feed.
+
+    forward:  a callable without arguments that runs that module (self-attention, the MLP, or the one
+              linear) on its recorded input and returns its output [..., d] (or a tuple whose first
+              element it is)
+    linears:  the ``nn.Linear`` modules of the group, inside that module; mean_abs [in]: their input's mean |x|
+
+    For each α, every linear's weight W is replaced by Q(W·s)/s (what the folded and quantized layer
+    computes on the unscaled input) and err(α) = ‖forward() − float output‖² / n_tokens, in float64; the
+    weights are put back afterwards, even on an error. The reference takes the mean over all entries
+    instead of dividing by tokens: the same α wins. With ``forward`` returning the group's linear outputs
+    concatenated, this is :func:`search_scale_reference`'s objective.
+    """
+    originals = [linear.weight.detach().clone() for linear in linears]
+    reference = _first_output(forward()).double()  # [..., d]
+    n_tokens = reference.numel() // reference.shape[-1]
+    alphas = alpha_grid(n_grid)
+    errors = torch.empty(n_grid)
+    try:
+        for i, alpha in enumerate(alphas.tolist()):
+            s = awq_scale(mean_abs, alpha).to(originals[0].device)  # [in]
+            for linear, W in zip(linears, originals):
+                linear.weight.copy_(pseudo_quantize(W.float() * s, n_bits, group_size, symmetric) / s)
+            errors[i] = float(((_first_output(forward()).double() - reference) ** 2).sum()) / n_tokens
+    finally:
+        for linear, W in zip(linears, originals):
+            linear.weight.copy_(W)
+    best = int(torch.argmin(errors))  # the first minimum, as in search_scale
     return ScaleSearch(alphas, errors, float(alphas[best]), awq_scale(mean_abs, float(alphas[best])))
 
 

@@ -8,7 +8,8 @@ from course_lib import rtn
 from course_lib.awq import (AWQConfig, activation_stats, apply_salience, keep_columns, quantize_model,
                             random_channels, salient_channels)
 from course_lib.awq_search import (alpha_grid, awq_scale, clip_to, pseudo_quantize, quantize_fp16, scaled_error,
-                                   search_clip, search_clip_reference, search_scale, search_scale_reference)
+                                   search_clip, search_clip_reference, search_scale, search_scale_module,
+                                   search_scale_reference)
 from course_lib.quant_io import load_quantized, save_quantized
 from course_lib.quant_linear import QuantLinear
 from support import random_ids
@@ -71,6 +72,69 @@ def test_fast_search_matches_the_slow_reference():
     assert torch.allclose(fast.errors, slow.errors, rtol=1e-3, atol=0)
     assert fast.best_alpha == slow.best_alpha
     assert torch.allclose(fast.scale, slow.scale, rtol=1e-5)
+
+
+def test_module_objective_on_the_linears_themselves_is_the_per_linear_one():
+    X = outlier_inputs(seed=4)
+    Ws = weights([(24, 128), (8, 128)], seed=4)
+    linears = [torch.nn.Linear(128, W.shape[0], bias=False) for W in Ws]
+    with torch.no_grad():
+        for linear, W in zip(linears, Ws):
+            linear.weight.copy_(W)
+    # the "module" is the group's linears side by side: its output error is the sum of theirs
+    module = search_scale_module(lambda: torch.cat([linear(X) for linear in linears], dim=-1), linears,
+                                 X.abs().mean(0), 3, 32, n_grid=8)
+    slow = search_scale_reference(Ws, X, 3, 32, n_grid=8)
+    assert torch.allclose(module.errors, slow.errors, rtol=1e-4, atol=0)
+    assert module.best_alpha == slow.best_alpha
+    assert all(torch.equal(linear.weight, W) for linear, W in zip(linears, Ws)), "weights put back"
+
+
+def test_module_objective_sees_what_the_module_does_with_the_errors():
+    """A gated MLP: the error of its output is not the sum of gate's and up's, and the weights come back."""
+    g = torch.Generator().manual_seed(5)
+    X = outlier_inputs(seed=5)
+    gate, up, down = torch.nn.Linear(128, 64, bias=False), torch.nn.Linear(128, 64, bias=False), \
+        torch.nn.Linear(64, 16, bias=False)
+    with torch.no_grad():
+        for linear in (gate, up, down):
+            linear.weight.copy_(torch.randn(linear.weight.shape, generator=g))
+    before = [linear.weight.detach().clone() for linear in (gate, up, down)]
+
+    def mlp():
+        return (down(torch.nn.functional.silu(gate(X)) * up(X)), None)  # a tuple, as attention returns
+
+    result = search_scale_module(mlp, [gate, up], X.abs().mean(0), 3, 32, n_grid=6)
+    per_linear = search_scale_reference([gate.weight, up.weight], X, 3, 32, n_grid=6)
+    assert result.errors.shape == (6,) and (result.errors > 0).all()
+    assert not torch.allclose(result.errors, per_linear.errors, rtol=0.1)
+    assert result.best_alpha == float(result.alphas[int(torch.argmin(result.errors))])
+    assert all(torch.equal(linear.weight, b) for linear, b in zip((gate, up, down), before))
+    # at α = 0 the module runs on the RTN weights of gate and up
+    with torch.no_grad():
+        reference = mlp()[0]
+        gate.weight.copy_(pseudo_quantize(before[0], 3, 32, False))
+        up.weight.copy_(pseudo_quantize(before[1], 3, 32, False))
+        rtn_error = float(((mlp()[0].double() - reference.double()) ** 2).sum()) / X.shape[0]
+    assert abs(float(result.errors[0]) - rtn_error) <= 1e-4 * rtn_error
+
+
+def test_module_objective_puts_the_weights_back_on_an_error():
+    (W,) = weights([(8, 128)], seed=6)
+    linear = torch.nn.Linear(128, 8, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(W)
+    calls = []
+
+    def forward():
+        calls.append(1)
+        if len(calls) > 2:
+            raise RuntimeError("boom")
+        return linear(torch.ones(4, 128))
+
+    with pytest.raises(RuntimeError):
+        search_scale_module(forward, [linear], torch.rand(128) + 0.1, 4, 64, n_grid=4)
+    assert torch.equal(linear.weight, W)
 
 
 def test_alpha_grid_and_scale_normalisation():
