@@ -232,3 +232,80 @@ def locate(window: torch.Tensor, stream: torch.Tensor) -> int:
     while start > 0 and start % 4:  # a match must begin on a token boundary (4 bytes per token)
         start = haystack.find(needle, start + 1)
     return start // 4 if start >= 0 else -1
+
+
+# ---------------------------------------------------------------- uncertainty: a paired bootstrap over eval blocks
+
+
+def block_sums(token_nll: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed NLL and prediction count of each run of ``block`` consecutive predictions of a window.
+
+    token_nll: [n_windows, n_predictions] the NLL of every prediction of each evaluation window
+    block:     predictions per block; a window is cut into ceil(n_predictions / block) blocks, the last
+               one shorter when block does not divide n_predictions; no block spans two windows
+    returns    (sums, counts), each [n_windows · ceil(n_predictions / block)], window by window
+    """
+    if not isinstance(token_nll, torch.Tensor) or token_nll.dim() != 2 or token_nll.shape[1] == 0:
+        raise ValueError("token_nll must be a tensor [n_windows, n_predictions] with at least one prediction.")
+    data._check_int("block", block, 1)
+    n_windows, n_predictions = token_nll.shape
+    n_blocks = -(-n_predictions // block)  # ceil
+    padded = torch.zeros(n_windows, n_blocks * block, dtype=torch.float64)  # [n_windows, n_blocks · block]
+    padded[:, :n_predictions] = token_nll.double()
+    sums = padded.view(n_windows, n_blocks, block).sum(-1).reshape(-1)  # [n_windows · n_blocks]
+    counts = torch.full((n_blocks,), block, dtype=torch.float64)  # [n_blocks]
+    counts[-1] = n_predictions - (n_blocks - 1) * block
+    return sums, counts.repeat(n_windows)  # counts: [n_windows · n_blocks]
+
+
+def bootstrap_perplexities(block_nll: torch.Tensor, block_count: torch.Tensor, n_resamples: int = 2000,
+                           seed: int = 0) -> torch.Tensor:
+    """Perplexities of several models on the same resampled evaluation blocks: a paired bootstrap.
+
+    block_nll:   [n_models, n_blocks] summed NLL of each block for each model, every model scored on the
+                 same text (``block_sums`` of each model's token NLLs)
+    block_count: [n_blocks] predictions in each block
+    Each resample draws n_blocks blocks with replacement (a generator seeded with ``seed``), the same
+    draw for every model, so the difference between two models keeps its pairing: the text that is
+    hard for one is hard for the other. Returns exp(Σ nll / Σ count) per model and resample,
+    [n_models, n_resamples].
+    """
+    block_nll = torch.as_tensor(block_nll, dtype=torch.float64)
+    block_count = torch.as_tensor(block_count, dtype=torch.float64)
+    if block_nll.dim() != 2 or block_count.dim() != 1 or block_nll.shape[1] != block_count.shape[0] \
+            or block_count.shape[0] == 0:
+        raise ValueError(f"block_nll must be [n_models, n_blocks] and block_count [n_blocks], got "
+                         f"{tuple(block_nll.shape)} and {tuple(block_count.shape)}.")
+    data._check_int("n_resamples", n_resamples, 1)
+    n_blocks = block_count.shape[0]
+    draws = torch.randint(0, n_blocks, (n_resamples, n_blocks), generator=torch.Generator().manual_seed(seed))
+    nll = block_nll[:, draws].sum(-1)  # [n_models, n_resamples]
+    count = block_count[draws].sum(-1)  # [n_resamples]
+    return torch.exp(nll / count)
+
+
+def percentile_interval(values: torch.Tensor, level: float = 0.95) -> tuple[float, float, float]:
+    """(low, high, share undefined): the central ``level`` interval of the finite values of a bootstrap.
+
+    values: [n_resamples]; NaN marks a resample where the statistic is undefined (a ratio whose
+    denominator was not positive there). The interval is taken over the others; the share of
+    undefined resamples is returned so that the reader sees how often the statistic meant nothing.
+    """
+    values = torch.as_tensor(values, dtype=torch.float64).reshape(-1)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}.")
+    finite = values[torch.isfinite(values)]
+    undefined = 1 - finite.numel() / max(values.numel(), 1)
+    if finite.numel() == 0:
+        return math.nan, math.nan, undefined
+    tail = (1 - level) / 2
+    low, high = torch.quantile(finite, torch.tensor([tail, 1 - tail], dtype=torch.float64)).tolist()
+    return low, high, undefined
+
+
+def ratio_draws(off_domain: torch.Tensor, in_domain: torch.Tensor) -> torch.Tensor:
+    """Resampled mismatch ratios Δ_off / Δ_in, NaN where the resampled in-domain Δ is not positive
+    (``mismatch_ratio`` refuses those); both [n_resamples]."""
+    off_domain = torch.as_tensor(off_domain, dtype=torch.float64)
+    in_domain = torch.as_tensor(in_domain, dtype=torch.float64)
+    return torch.where(in_domain > 0, off_domain / in_domain.clamp_min(1e-300), torch.nan)

@@ -64,6 +64,21 @@ def nll_of_window(model, input_ids: torch.Tensor) -> tuple[float, int]:
     return float(nll.double()), input_ids.shape[1] - 1
 
 
+def _eval_windows(tokenizer, corpus: str, n_tokens: int | None, window: int) -> torch.Tensor:
+    """The protocol's windows of ``corpus``'s eval split: [n_windows, window] token ids, arguments checked."""
+    if n_tokens is None:
+        n_tokens = get_budget().eval_tokens
+    if not isinstance(window, int) or window < 2:
+        raise ValueError(f"window must be an int >= 2 tokens, got {window!r}; the protocol uses {WINDOW}.")
+    if not isinstance(n_tokens, int) or n_tokens < window:
+        raise ValueError(
+            f"n_tokens must be an int of at least one window ({window}), got {n_tokens!r}; "
+            f"leave it as None to use the budget's eval_tokens."
+        )
+    n_windows = n_tokens // window
+    return token_ids(tokenizer, corpus, "eval", max_tokens=n_windows * window).view(n_windows, window)
+
+
 def perplexity(
     model,
     tokenizer,
@@ -76,20 +91,9 @@ def perplexity(
 
     Keep ``window`` at its default for any number you compare with another table.
     """
-    if n_tokens is None:
-        n_tokens = get_budget().eval_tokens
-    if not isinstance(window, int) or window < 2:
-        raise ValueError(f"window must be an int >= 2 tokens, got {window!r}; the protocol uses {WINDOW}.")
-    if not isinstance(n_tokens, int) or n_tokens < window:
-        raise ValueError(
-            f"n_tokens must be an int of at least one window ({window}), got {n_tokens!r}; "
-            f"leave it as None to use the budget's eval_tokens."
-        )
+    windows = _eval_windows(tokenizer, corpus, n_tokens, window)  # [n_windows, window]
     warn_if_overlapped(model, corpus)  # calibrated on this split's text: the number below is optimistic
-    n_windows = n_tokens // window
-    ids = token_ids(tokenizer, corpus, "eval", max_tokens=n_windows * window)
     device = next(model.parameters()).device
-    windows = ids.view(n_windows, window)  # [n_windows, window]
 
     was_training = model.training
     model.eval()
@@ -102,5 +106,31 @@ def perplexity(
                 total_count += count
     finally:
         model.train(was_training)
-    run_log.record("perplexity evaluation", n_windows * window)
+    run_log.record("perplexity evaluation", windows.numel())
     return perplexity_from_nll(total_nll, total_count)
+
+
+def token_nll(model, tokenizer, corpus: str = "wiki", n_tokens: int | None = None, window: int = WINDOW,
+              progress: bool = False) -> torch.Tensor:
+    """[n_windows, window - 1] float64: the NLL of every prediction of :func:`perplexity`'s protocol.
+
+    ``exp(token_nll(...).mean())`` is ``perplexity(...)`` up to float rounding (there each window's NLL is
+    summed in float32 first). Kept per prediction, it can be cut into blocks and resampled
+    (``calibration.block_sums``, ``calibration.bootstrap_perplexities``) for an interval.
+    """
+    windows = _eval_windows(tokenizer, corpus, n_tokens, window)  # [n_windows, window]
+    warn_if_overlapped(model, corpus)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    rows = []
+    try:
+        with torch.no_grad():
+            for row in tqdm(windows, desc=f"token NLL ({corpus})", disable=not progress, leave=False):
+                logits = model(row[None].to(device)).logits  # [1, window, vocab]
+                rows.append(F.cross_entropy(logits[0, :-1].float(), row[1:].to(device), reduction="none")
+                            .double().cpu())  # [window - 1]
+    finally:
+        model.train(was_training)
+    run_log.record("perplexity evaluation", windows.numel())
+    return torch.stack(rows)  # [n_windows, window - 1]

@@ -1,7 +1,8 @@
 """Tests for course_lib.calibration: mixes, provenance on the model and in saved files, leak warnings,
-layer statistics by sample count."""
+layer statistics by sample count, the paired bootstrap over evaluation blocks."""
 
 import copy
+import math
 import warnings
 
 import pytest
@@ -12,7 +13,7 @@ from course_lib.input_stats import InputStats
 from course_lib.probes import layer_statistics
 from support import random_ids
 
-CORPORA = ["wiki", "code"] + (["sql"] if data.sql_share_dir() is not None else [])
+CORPORA = list(data.CORPORA)  # wiki, code and sql: every corpus ships with the course
 
 
 # ---------------------------------------------------------------- mixes
@@ -210,3 +211,53 @@ def test_mismatch_ratio_keeps_the_sign_and_refuses_what_means_nothing():
             calibration.mismatch_ratio({("wiki", "code"): 3.0, ("code", "code"): in_domain}, "wiki", "code")
     with pytest.raises(ValueError, match="'sql' evaluated on 'code'"):
         calibration.mismatch_ratio(increase, "sql", "code")
+
+
+# ---------------------------------------------------------------- uncertainty: the paired bootstrap
+
+
+def test_block_sums_cut_each_window_and_keep_every_prediction():
+    token_nll = torch.arange(2 * 10, dtype=torch.float32).view(2, 10)  # [2 windows, 10 predictions]
+    sums, counts = calibration.block_sums(token_nll, 4)  # blocks of 4, 4, 2 in each window
+    assert counts.tolist() == [4, 4, 2, 4, 4, 2]
+    assert sums.tolist() == [0 + 1 + 2 + 3, 4 + 5 + 6 + 7, 8 + 9, 10 + 11 + 12 + 13, 14 + 15 + 16 + 17, 18 + 19]
+    assert sums.dtype == torch.float64
+    whole, one = calibration.block_sums(token_nll, 50)  # a block longer than a window: one block per window
+    assert one.tolist() == [10, 10] and whole.tolist() == [45, 145]
+    for bad in (0, 2.5):
+        with pytest.raises(ValueError, match="block"):
+            calibration.block_sums(token_nll, bad)
+    with pytest.raises(ValueError, match=r"\[n_windows, n_predictions\]"):
+        calibration.block_sums(token_nll.reshape(-1), 4)
+
+
+def test_bootstrap_resamples_blocks_paired_across_models():
+    g = torch.Generator().manual_seed(0)
+    counts = torch.tensor([128.0, 128, 128, 127] * 3)  # [12 blocks]
+    base = counts * (2 + torch.rand(12, generator=g, dtype=torch.float64))  # [12] NLL sums of model 0
+    shifted = base + 0.1 * counts  # model 1: every prediction 0.1 nats worse than model 0's
+    ppl = calibration.bootstrap_perplexities(torch.stack([base, shifted]), counts, n_resamples=500, seed=3)
+    assert ppl.shape == (2, 500)
+    # the same blocks for both models: their ratio is exp(0.1) in every resample, not only on average
+    torch.testing.assert_close(ppl[1] / ppl[0], torch.full((500,), math.exp(0.1), dtype=torch.float64))
+    full = math.exp(float(base.sum() / counts.sum()))
+    assert ppl[0].min() < full < ppl[0].max() and abs(float(ppl[0].median()) / full - 1) < 0.05
+    assert torch.equal(ppl, calibration.bootstrap_perplexities(torch.stack([base, shifted]), counts, 500, seed=3))
+    assert not torch.equal(ppl, calibration.bootstrap_perplexities(torch.stack([base, shifted]), counts, 500, seed=4))
+    single = calibration.bootstrap_perplexities(base[None, :1], counts[:1], n_resamples=10)  # one block: no spread
+    torch.testing.assert_close(single, torch.full((1, 10), math.exp(float(base[0] / counts[0])), dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"\[n_models, n_blocks\]"):
+        calibration.bootstrap_perplexities(base, counts)
+
+
+def test_percentile_interval_and_ratio_draws():
+    values = torch.arange(101, dtype=torch.float64)  # 0, 1, ..., 100
+    low, high, undefined = calibration.percentile_interval(values, 0.9)
+    assert (low, high, undefined) == (pytest.approx(5.0), pytest.approx(95.0), 0.0)
+    low, high, undefined = calibration.percentile_interval(torch.tensor([1.0, float("nan"), 3.0, float("nan")]))
+    assert undefined == 0.5 and 1.0 <= low < high <= 3.0
+    assert math.isnan(calibration.percentile_interval(torch.full((4,), float("nan")))[0])
+    with pytest.raises(ValueError, match="level"):
+        calibration.percentile_interval(values, 95)
+    ratios = calibration.ratio_draws(torch.tensor([3.0, -1.0, 2.0, 2.0]), torch.tensor([1.5, 2.0, 0.0, -0.5]))
+    assert ratios[:2].tolist() == [2.0, -0.5] and torch.isnan(ratios[2:]).all()

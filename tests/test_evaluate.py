@@ -44,10 +44,26 @@ def test_perplexity_restores_training_mode(model_and_tokenizer):
     ({"window": 1}, "window must be"),
     ({"corpus": "poetry"}, "wiki"),
 ])
-def test_bad_arguments_are_explained(model_and_tokenizer, kwargs, match):
+@pytest.mark.parametrize("measure", [evaluate.perplexity, evaluate.token_nll])
+def test_bad_arguments_are_explained(model_and_tokenizer, kwargs, match, measure):
     model, tokenizer = model_and_tokenizer
     with pytest.raises(ValueError, match=match):
-        evaluate.perplexity(model, tokenizer, **{"n_tokens": 512, **kwargs})
+        measure(model, tokenizer, **{"n_tokens": 512, **kwargs})
+
+
+def test_token_nll_is_the_protocol_per_prediction(model_and_tokenizer):
+    """exp(mean) of the per-prediction NLL is the protocol's perplexity; each run is counted once."""
+    from course_lib import run_log
+
+    model, tokenizer = model_and_tokenizer
+    before = run_log.counts().get("perplexity evaluation", 0)
+    nll = evaluate.token_nll(model, tokenizer, "code", n_tokens=2 * 256 + 100, window=256)
+    assert nll.shape == (2, 255) and nll.dtype == torch.float64 and (nll > 0).all()
+    assert run_log.counts()["perplexity evaluation"] == before + 1
+    ppl = evaluate.perplexity(model, tokenizer, "code", n_tokens=2 * 256 + 100, window=256, progress=False)
+    assert math.exp(float(nll.mean())) == pytest.approx(ppl, rel=1e-5)
+    # a different window is a different set of predictions, not a reshaped one
+    assert evaluate.token_nll(model, tokenizer, "code", n_tokens=512, window=512).shape == (1, 511)
 
 
 def test_the_printed_protocol_is_the_one_perplexity_runs():
