@@ -27,7 +27,7 @@ LAYERS = {
     "data": {"token_cache", "data", "calibration", "models"},
     "layers": {"quant_linear", "swap", "wiring", "hooks", "fold"},
     "drivers": {"methods", "blockwise", "rtn", "gptq", "awq", "smoothquant", "w8a8", "llm_int8", "nf4", "activations", "probes",
-                "sensitivity"},
+                "sensitivity", "sinks"},
     "course": {"evaluate", "quant_io", "grading", "interpret_check", "cli"},
 }
 ORDER = list(LAYERS)
