@@ -33,9 +33,10 @@ from unittest import mock
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gptq_seeds import cpu_name, interval, portable, ratio_interval  # noqa: E402
+from gptq_seeds import interval, ratio_interval  # noqa: E402
 
 from course_lib import awq, awq_search, gptq, models, rtn  # noqa: E402
+from course_lib.run_log import cpu_name, portable, save_record  # noqa: E402
 from course_lib.data import calibration_batches  # noqa: E402
 from course_lib.evaluate import perplexity  # noqa: E402
 from course_lib.quant_linear import cached_dequantization  # noqa: E402
@@ -157,10 +158,8 @@ def main(argv=None):
               "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None,
               "baselines": None, "runs": []}
 
-    def save():
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(record, f, indent=1)
+    def save():  # after every run
+        save_record(args.json, record)
 
     clock = time.perf_counter()
     if not args.no_baselines:

@@ -35,7 +35,6 @@ import argparse
 import copy
 import json
 import math
-import os
 import platform
 import statistics
 import sys
@@ -46,12 +45,10 @@ from multiprocessing import get_context
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gptq_seeds import cpu_name, portable  # noqa: E402
-
-from course_lib import awq, calibration, data, evaluate, gptq, models, rtn  # noqa: E402
-from course_lib.evaluate import WINDOW  # noqa: E402
-from course_lib.quant_linear import cached_dequantization  # noqa: E402
+from course_lib import awq, calibration, data, evaluate, gptq, models, rtn
+from course_lib.evaluate import WINDOW
+from course_lib.quant_linear import cached_dequantization
+from course_lib.run_log import cpu_name, portable, save_record
 
 DOMAINS = data.CORPORA  # wiki, code, sql: every corpus ships with the course (code: this Python's stdlib)
 # two-sided 95% Student t quantiles, by degrees of freedom
@@ -269,9 +266,7 @@ def main(argv=None):
         print(f"{run['method']:>4} W{run['bits']} {run['source']:<5} seed {run['seed']}: "
               + ", ".join(f"{d} {p:.2f}" for d, p in run["ppl"].items()) + f" (quantized in {run['seconds']:.0f} s)",
               flush=True)
-        if args.json:  # after every run, so that a run stopped early still leaves what it measured
-            with open(args.json, "w") as f:
-                json.dump(record, f, indent=1)
+        save_record(args.json, record)  # after every run
 
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn"), initializer=_setup,
@@ -288,9 +283,7 @@ def main(argv=None):
     record["seconds"] = round(time.perf_counter() - clock)
     print("\n".join(record["summary"]))
     print(f"total {record['seconds']} s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(record, f, indent=1)
+    save_record(args.json, record)
 
 
 if __name__ == "__main__":

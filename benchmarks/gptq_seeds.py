@@ -36,8 +36,6 @@ import copy
 import functools
 import json
 import math
-import os
-import platform
 import statistics
 import sys
 import time
@@ -52,6 +50,7 @@ from course_lib import gptq, models, rtn
 from course_lib.data import calibration_batches
 from course_lib.evaluate import perplexity
 from course_lib.gptq import GPTQConfig, GPTQResult
+from course_lib.run_log import new_record, portable, save_record
 
 DOMAINS = ("wiki", "code")
 SCALE_DTYPES = {"float16": torch.float16, "float32": torch.float32}
@@ -98,21 +97,6 @@ def gptq_run(model, calib, n_bits, grid_from, scale_dtype, batch_size=8):
         stack.enter_context(mock.patch.object(GPTQResult, "to_quant_linear", dense_layer))
         gptq.quantize_model(quantized, config, calib=calib, progress=False)
     return quantized
-
-
-def portable(value):
-    """A recorded argument without the machine's folders: absolute paths by file name (lists item by item)."""
-    if isinstance(value, list):
-        return [portable(v) for v in value]
-    return os.path.basename(value) if isinstance(value, str) and os.path.isabs(value) else value
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def measure(model, tokenizer, eval_tokens):
@@ -218,35 +202,32 @@ def report(args, runs, rtn_ppl, fp32_ppl, batch_runs) -> list[str]:
     return lines
 
 
+def load(args):
+    """The default model on ``args.device``, with ``args.threads`` torch threads (if given) and torch's seed 0."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    return models.load_model(device=args.device)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.merge:
         merged, runs, rtn_ppl, fp32_ppl, batch_runs, commands = merge(args)
         lines = report(merged, runs, rtn_ppl, fp32_ppl, batch_runs)
         print("\n".join(lines))
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump({"commands": commands, "merged": portable(args.merge),
-                           "args": {k: portable(v) for k, v in vars(merged).items()}, "fp32": fp32_ppl,
-                           "rtn": {str(k): v for k, v in rtn_ppl.items()}, "runs": runs, "batch_size_runs": batch_runs,
-                           "summary": lines}, f, indent=1)
+        save_record(args.json, {"commands": commands, "merged": portable(args.merge),
+                                "args": {k: portable(v) for k, v in vars(merged).items()}, "fp32": fp32_ppl,
+                                "rtn": {str(k): v for k, v in rtn_ppl.items()}, "runs": runs,
+                                "batch_size_runs": batch_runs, "summary": lines})
         return
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    model, tokenizer = models.load_model(device=args.device)
+    model, tokenizer = load(args)
     clock = time.perf_counter()
-    record = {"command": "python benchmarks/gptq_seeds.py "
-                         + " ".join(portable(argv if argv is not None else sys.argv[1:])),
-              "date": str(date.today()), "machine": cpu_name(),
-              "threads": torch.get_num_threads(), "torch": torch.__version__,
-              "args": {k: portable(v) for k, v in vars(args).items()},
-              "gpu": torch.cuda.get_device_name() if args.device.startswith("cuda") else None, "fp32": None, "rtn": {}, "runs": [], "batch_size_runs": []}
+    record = new_record("benchmarks/gptq_seeds.py", argv if argv is not None else sys.argv[1:], args, args.device,
+                        fp32=None, rtn={}, runs=[], batch_size_runs=[])
 
-    def save():  # after every run, so that a process stopped early still leaves what it measured
-        if args.json:
-            with open(args.json, "w") as f:
-                json.dump(record, f, indent=1)
+    def save():  # after every run
+        save_record(args.json, record)
 
     print(f"# {record['machine']}, {record['threads']} threads, torch {torch.__version__}, {date.today()}; "
           f"{args.n_samples} x {args.seq_len} wiki calibration tokens; {args.eval_tokens} eval tokens per domain",

@@ -18,7 +18,6 @@ zero (an idle machine).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shutil
@@ -31,16 +30,10 @@ from pathlib import Path
 
 import nbformat
 
+from course_lib.run_log import cpu_name, portable, save_record
+
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
 
 
 def cell_seconds(cell) -> float | None:
@@ -101,8 +94,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     names = args.notebooks or sorted(p.name for p in SOLUTIONS.iterdir() if (p / f"{p.name}.ipynb").exists())
     argv = argv if argv is not None else sys.argv[1:]
-    portable = [os.path.basename(a) if os.path.isabs(a) else a for a in argv]  # no machine folders in the record
-    record = {"command": "python scripts/time_notebooks.py " + " ".join(portable),
+    record = {"command": "python scripts/time_notebooks.py " + " ".join(portable(list(argv))),
               "date": str(date.today()), "machine": cpu_name(), "cores": os.cpu_count(),
               "python": platform.python_version(), "budget": args.budget, "notebooks": []}
     print(f"# {record['machine']}, {record['cores']} cores, budget {args.budget}, {record['date']}", flush=True)
@@ -117,8 +109,7 @@ def main(argv=None):
                 print(f"    cell {cell['cell']:>3}: {cell['seconds']:>6.0f} s  {cell['first_line']}")
             if not row["ok"]:
                 print(row["error"])
-            if args.json:  # after every notebook, so that a run stopped early keeps what it measured
-                Path(args.json).write_text(json.dumps(record, indent=1) + "\n")
+            save_record(args.json, record)  # after every notebook
     if not all(row["ok"] for row in record["notebooks"]):
         raise SystemExit("some notebooks failed (above)")
 

@@ -35,3 +35,31 @@ def test_perplexity_records_its_tokens(model_and_tokenizer):
     run_log.reset()
     evaluate.perplexity(model, tokenizer, n_tokens=1024, progress=False)
     assert run_log.counts() == {"perplexity evaluation": 1} and "(1,024 tokens)" in run_log.summary()
+
+
+def test_recorded_runs_name_the_cpu_and_keep_no_machine_folders():
+    assert isinstance(run_log.cpu_name(), str) and run_log.cpu_name()
+    assert run_log.portable("/home/me/results/run.json") == "run.json"
+    assert run_log.portable(["--json", "/tmp/x/a.json", "relative/b.json", 3]) == ["--json", "a.json", "relative/b.json", 3]
+
+
+def test_save_record_writes_json_and_nothing_without_a_path(tmp_path):
+    import json
+
+    path = tmp_path / "run.json"
+    run_log.save_record(str(path), {"runs": [1, 2]})
+    assert json.loads(path.read_text()) == {"runs": [1, 2]}
+    run_log.save_record(None, {"runs": []})  # no file asked for: nothing written, no error
+    assert list(tmp_path.iterdir()) == [path]
+
+
+def test_new_record_is_the_header_of_a_recorded_run():
+    import argparse
+
+    args = argparse.Namespace(json="/somewhere/out.json", seeds=[0, 1])
+    record = run_log.new_record("benchmarks/x.py", ["--seeds", "0", "1", "--json", "/somewhere/out.json"], args,
+                                "cpu", runs=[])
+    assert record["command"] == "python benchmarks/x.py --seeds 0 1 --json out.json"
+    assert record["args"] == {"json": "out.json", "seeds": [0, 1]} and record["gpu"] is None
+    assert record["runs"] == [] and record["torch"] == torch.__version__ and record["threads"] >= 1
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d", record["date"])
