@@ -1,13 +1,15 @@
 """Does GPTQ on the default model get better or worse with more calibration windows? Measured over seeds.
 
     python benchmarks/gptq_calib_size.py --json benchmarks/results/gptq-calib-size-DATE.json        # the full run
+    python benchmarks/gptq_calib_size.py --sizes 32 64 128 --seeds 0 --variants plain --threads 1 --json s0.json
+                                                   # the recorded CPU run: this, seed 1 (--no-baselines), --merge
     python benchmarks/gptq_calib_size.py --device cuda --threads 1 --seeds 0 --no-baselines --json s0.json   # one slice
     python benchmarks/gptq_calib_size.py --merge s0.json s1.json ... --json all.json    # summarise slices run apart
     python benchmarks/gptq_calib_size.py --sizes 2 4 --seq-len 64 --seeds 0 1 --eval-tokens 512 --variants plain
                                                                                        # a smoke test (CPU, minutes)
 
-The README's GPTQ numbers came from two scripts at one seed each: 30.47 wiki perplexity with 32 x 512
-calibration tokens, 31.31 with 128 x 512, as if more calibration made GPTQ worse. One seed cannot say
+The GPTQ numbers of docs/gptq-awq.md (once in the README) came from two scripts at one seed each: 30.47 wiki
+perplexity with 32 x 512 calibration tokens, 31.31 with 128 x 512, as if more calibration made GPTQ worse. One seed cannot say
 that: at W4 g64 the calibration seed alone moves GPTQ by a few percent (benchmarks/gptq_seeds.py).
 
 For each calibration seed, ``--max`` = the largest of ``--sizes`` windows of ``--seq-len`` wiki tokens are
