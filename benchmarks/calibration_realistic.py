@@ -51,9 +51,6 @@ from course_lib.quant_linear import cached_dequantization
 from course_lib.run_log import cpu_name, portable, save_record
 
 DOMAINS = data.CORPORA  # wiki, code, sql: every corpus ships with the course (code: this Python's stdlib)
-# two-sided 95% Student t quantiles, by degrees of freedom
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
-
 
 def token_nll(model, tokenizer, corpus: str, n_tokens: int) -> torch.Tensor:
     """[n_windows, WINDOW - 1] NLL of every prediction on the pinned protocol's windows of ``corpus``'s eval split."""
@@ -117,15 +114,6 @@ def _worker(task, args):
 # ---------------------------------------------------------------- the summary
 
 
-def t_interval(values: list[float]) -> tuple[float, float, float]:
-    """(mean, low, high): the mean and its 95% t-interval (low = high = mean for one value)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, mean, mean
-    half = T95.get(len(values) - 1, 2.262) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
-
-
 def resampled(record: dict, keys: list, domain: str, n_resamples: int) -> dict:
     """{key: [n_resamples] resampled perplexities on ``domain``}, all on the same draws; key None: the reference."""
     rows = {None: record["reference"]["block_nll"][domain]}
@@ -184,7 +172,7 @@ def summarise(record: dict) -> list[str]:
             cells = []
             for d in DOMAINS:
                 logs = [math.log(r["ppl"][d] / rtn_run["ppl"][d]) for r in wiki]
-                mean, low, high = t_interval(logs)
+                mean, low, high = calibration.t_interval(logs)
                 cells.append(f"{d} {math.exp(mean):.2f} [{math.exp(low):.2f}, {math.exp(high):.2f}] ("
                              + " ".join(f"{math.exp(x):.2f}" for x in logs) + ")")
             lines.append(f"  {method}: " + "; ".join(cells))

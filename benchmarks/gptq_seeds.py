@@ -35,8 +35,6 @@ import argparse
 import copy
 import functools
 import json
-import math
-import statistics
 import sys
 import time
 from contextlib import ExitStack
@@ -49,33 +47,18 @@ from torch import nn
 from course_lib import gptq, models, rtn
 from course_lib.data import calibration_batches
 from course_lib.evaluate import perplexity
+from course_lib.calibration import geometric_t_interval
+from course_lib.calibration import t_interval as interval
 from course_lib.gptq import GPTQConfig, GPTQResult
 from course_lib.run_log import new_record, portable, save_record
 
 DOMAINS = ("wiki", "code")
 SCALE_DTYPES = {"float16": torch.float16, "float32": torch.float32}
-# two-sided 95% Student t quantiles, by degrees of freedom
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-       11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 19: 2.093, 24: 2.064, 29: 2.045}
-
-
-def t95(df: int) -> float:
-    return T95.get(df) or T95[max(k for k in T95 if k <= df)]
-
-
-def interval(values: list[float]) -> tuple[float, float, float]:
-    """(mean, low, high): the mean and its 95% t-interval (low = high = mean for one value)."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, mean, mean
-    half = t95(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
 
 
 def ratio_interval(a: list[float], b: list[float]) -> tuple[float, float, float]:
     """Geometric mean of a_i / b_i over paired runs and its 95% interval (t on the log ratios)."""
-    mean, low, high = interval([math.log(x / y) for x, y in zip(a, b)])
-    return math.exp(mean), math.exp(low), math.exp(high)
+    return geometric_t_interval([x / y for x, y in zip(a, b)])
 
 
 def dense_layer(result: GPTQResult, bias: torch.Tensor | None = None) -> nn.Linear:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -309,3 +310,31 @@ def ratio_draws(off_domain: torch.Tensor, in_domain: torch.Tensor) -> torch.Tens
     off_domain = torch.as_tensor(off_domain, dtype=torch.float64)
     in_domain = torch.as_tensor(in_domain, dtype=torch.float64)
     return torch.where(in_domain > 0, off_domain / in_domain.clamp_min(1e-300), torch.nan)
+
+
+# two-sided 95% Student t quantiles by degrees of freedom; between entries the next lower one (wider)
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+       11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 19: 2.093, 24: 2.064, 29: 2.045}
+
+
+def t_interval(values: list[float]) -> tuple[float, float, float]:
+    """(mean, low, high): the mean of repeated runs (calibration seeds) and its 95% t-interval.
+
+    With one value the interval is that value: one run says nothing about the spread.
+    """
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("t_interval needs at least one value.")
+    mean = statistics.fmean(values)
+    if len(values) < 2:
+        return mean, mean, mean
+    df = len(values) - 1
+    half = (T95.get(df) or T95[max(k for k in T95 if k <= df)]) * statistics.stdev(values) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
+def geometric_t_interval(ratios: list[float]) -> tuple[float, float, float]:
+    """(geometric mean, low, high) of positive ratios (one per seed): :func:`t_interval` on their logs."""
+    if any(r <= 0 for r in ratios):
+        raise ValueError(f"ratios must be positive, got {ratios}.")
+    return tuple(math.exp(x) for x in t_interval([math.log(r) for r in ratios]))

@@ -261,3 +261,17 @@ def test_percentile_interval_and_ratio_draws():
         calibration.percentile_interval(values, 95)
     ratios = calibration.ratio_draws(torch.tensor([3.0, -1.0, 2.0, 2.0]), torch.tensor([1.5, 2.0, 0.0, -0.5]))
     assert ratios[:2].tolist() == [2.0, -0.5] and torch.isnan(ratios[2:]).all()
+
+
+def test_t_interval_over_seeds():
+    mean, low, high = calibration.t_interval([1.0, 2.0, 3.0])
+    assert mean == 2.0 and high - mean == pytest.approx(4.303 * 1.0 / math.sqrt(3))  # t(2 df) · s / √n
+    assert calibration.t_interval([5.0]) == (5.0, 5.0, 5.0)  # one run: no spread to speak of
+    # 31 values: 30 degrees of freedom, not in the table: the next lower entry (29) is used
+    assert calibration.t_interval([float(i % 2) for i in range(31)])[2] > 0.5
+    g, g_low, g_high = calibration.geometric_t_interval([2.0, 8.0])
+    assert g == pytest.approx(4.0) and g_low < 4.0 < g_high
+    with pytest.raises(ValueError, match="positive"):
+        calibration.geometric_t_interval([1.0, 0.0])
+    with pytest.raises(ValueError, match="at least one"):
+        calibration.t_interval([])

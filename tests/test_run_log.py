@@ -37,10 +37,11 @@ def test_perplexity_records_its_tokens(model_and_tokenizer):
     assert run_log.counts() == {"perplexity evaluation": 1} and "(1,024 tokens)" in run_log.summary()
 
 
-def test_recorded_runs_name_the_cpu_and_keep_no_machine_folders():
+def test_recorded_runs_name_the_cpu_and_keep_no_machine_folders(tmp_path):
     assert isinstance(run_log.cpu_name(), str) and run_log.cpu_name()
-    assert run_log.portable("/home/me/results/run.json") == "run.json"
-    assert run_log.portable(["--json", "/tmp/x/a.json", "relative/b.json", 3]) == ["--json", "a.json", "relative/b.json", 3]
+    assert run_log.portable(str(tmp_path / "results" / "run.json")) == "run.json"
+    assert run_log.portable(["--json", str(tmp_path / "a.json"), "relative/b.json", 3]) == \
+        ["--json", "a.json", "relative/b.json", 3]
 
 
 def test_save_record_writes_json_and_nothing_without_a_path(tmp_path):
@@ -53,11 +54,12 @@ def test_save_record_writes_json_and_nothing_without_a_path(tmp_path):
     assert list(tmp_path.iterdir()) == [path]
 
 
-def test_new_record_is_the_header_of_a_recorded_run():
+def test_new_record_is_the_header_of_a_recorded_run(tmp_path):
     import argparse
 
-    args = argparse.Namespace(json="/somewhere/out.json", seeds=[0, 1])
-    record = run_log.new_record("benchmarks/x.py", ["--seeds", "0", "1", "--json", "/somewhere/out.json"], args,
+    out = str(tmp_path / "out.json")  # an absolute path: the record keeps only its name
+    args = argparse.Namespace(json=out, seeds=[0, 1])
+    record = run_log.new_record("benchmarks/x.py", ["--seeds", "0", "1", "--json", out], args,
                                 "cpu", runs=[])
     assert record["command"] == "python benchmarks/x.py --seeds 0 1 --json out.json"
     assert record["args"] == {"json": "out.json", "seeds": [0, 1]} and record["gpu"] is None
